@@ -1,0 +1,16 @@
+/* lsmtp: an embeddable SMTP client and server library.
+ * This umbrella header includes the whole public API. */
+#ifndef LSMTP_LSMTP_H
+#define LSMTP_LSMTP_H
+
+#include <lsmtp/export.h>
+#include <lsmtp/version.h>
+#include <lsmtp/status.h>
+#include <lsmtp/alloc.h>
+#include <lsmtp/base64.h>
+#include <lsmtp/reply.h>
+#include <lsmtp/command.h>
+#include <lsmtp/address.h>
+#include <lsmtp/data.h>
+
+#endif
