@@ -6,11 +6,17 @@
 #include <lsmtp/export.h>
 #include <lsmtp/version.h>
 #include <lsmtp/status.h>
+#include <lsmtp/ext.h>
 #include <lsmtp/alloc.h>
 #include <lsmtp/base64.h>
 #include <lsmtp/reply.h>
 #include <lsmtp/command.h>
 #include <lsmtp/address.h>
 #include <lsmtp/data.h>
+#include <lsmtp/server.h>
+#include <lsmtp/client.h>
+#include <lsmtp/sasl.h>
+#include <lsmtp/deliver.h>
+#include <lsmtp/net.h>
 
 #endif
