@@ -65,8 +65,8 @@ typedef struct lsmtp__line_reader {
 void lsmtp__line_init(lsmtp__line_reader *r, const lsmtp_allocator *alloc,
                       size_t max);
 void lsmtp__line_free(lsmtp__line_reader *r);
-/* Change the bound (e.g. AUTH continuation lines); takes effect for the
- * next line. */
+/* Change the bound (e.g. AUTH continuation lines); takes effect at once,
+ * so call it between lines. */
 void lsmtp__line_set_max(lsmtp__line_reader *r, size_t max);
 /* Forget a partial line (e.g. after STARTTLS). */
 void lsmtp__line_reset(lsmtp__line_reader *r);

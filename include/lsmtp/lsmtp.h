@@ -18,5 +18,6 @@
 #include <lsmtp/sasl.h>
 #include <lsmtp/deliver.h>
 #include <lsmtp/net.h>
+#include <lsmtp/tls.h>
 
 #endif
