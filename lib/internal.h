@@ -34,6 +34,12 @@ static inline int lsmtp__ieq(const char *a, const char *b, size_t n) {
   return 1;
 }
 
+/* ---- UTF-8 (address.c) ----
+ * Length of the well-formed UTF-8 sequence at p (at most avail bytes): no
+ * overlongs, surrogates or code points above U+10FFFF. Returns 0 when the
+ * bytes are not one; stores the code point in *cp (cp may be NULL). */
+size_t lsmtp__utf8_seq(const unsigned char *p, size_t avail, uint32_t *cp);
+
 /* ---- growable byte buffer (buf.c) ---- */
 typedef struct lsmtp__buf {
   char *data;

@@ -45,6 +45,11 @@ typedef struct lsmtp_path {
 } lsmtp_path;
 
 /** Parse a path "<...>" at the start of s. *used gets the bytes consumed.
+ *  On failure *out is zeroed and *used is 0. On success empty slices (the
+ *  null path, postmaster's domain) point into the input, never NULL. The
+ *  64-octet local-part limit counts the local part as written (quotes and
+ *  backslashes included); LSMTP_ERR_TOO_LONG also covers a label over 63
+ *  octets. Syntax and UTF-8 errors are reported before length errors.
  *  allow_null: accept "<>" (reverse-path); allow_postmaster: accept
  *  "<postmaster>" (forward-path). Returns LSMTP_OK, LSMTP_ERR_SYNTAX,
  *  LSMTP_ERR_TOO_LONG (local part > 64, domain > 255, path > 256) or

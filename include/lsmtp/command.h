@@ -46,7 +46,7 @@ typedef struct lsmtp_cmd {
 
 /** Parse one complete command line, which must end in CRLF (line_len counts
  *  it). Verbs are matched case-insensitively; "MAIL FROM:" and "RCPT TO:"
- *  keep their "FROM:"/"TO:" in arg (see lsmtp_parse_mail/_rcpt).
+ *  keep their "FROM:"/"TO:" in arg (see lsmtp_mail_parse/_rcpt_parse).
  *  Returns LSMTP_OK (verb may be LSMTP_VERB_UNKNOWN: answer 500 5.5.1),
  *  LSMTP_ERR_BARE_EOL (CR or LF inside the line, or no CRLF at its end),
  *  LSMTP_ERR_NUL, LSMTP_ERR_UTF8 (8-bit byte: commands are ASCII; RFC 6531

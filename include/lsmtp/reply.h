@@ -63,19 +63,24 @@ LSMTP_API int lsmtp_reply_parser_feed(lsmtp_reply_parser *p, const char *data,
  *  otherwise. Valid until the next feed. */
 LSMTP_API const lsmtp_reply *lsmtp_reply_parser_get(const lsmtp_reply_parser *p);
 
-/** Parse "x.y.z" at the start of s (as in "2.1.0 Ok"). On success stores the
- *  code, and the number of bytes used (not counting a following space) in
- *  *used, and returns LSMTP_OK; otherwise LSMTP_ERR_SYNTAX. */
+/** Parse "x.y.z" at the start of s (as in "2.1.0 Ok"): class 2, 4 or 5,
+ *  subject and detail of 1-3 digits, followed by the end of s or a space
+ *  (so "2.1.0ok" and "2.1.0.1" are not codes). On success stores the code,
+ *  and the number of bytes used (not counting the space) in *used, and
+ *  returns LSMTP_OK; otherwise LSMTP_ERR_SYNTAX. */
 LSMTP_API int lsmtp_enhanced_parse(const char *s, size_t len,
                                    lsmtp_enhanced *out, size_t *used);
 
-/** Format a reply into buf (snprintf-like): returns the number of bytes the
- *  whole reply needs, excluding a terminating NUL; writes at most cap bytes
- *  and NUL-terminates when there is room. enhanced may be NULL or "x.y.z"
+/** Format a reply into buf, exactly like snprintf: returns the number of
+ *  bytes the whole reply needs, excluding the terminating NUL; when cap is
+ *  too small it writes cap-1 bytes and a NUL. enhanced may be NULL or "x.y.z"
  *  and is repeated on each line. text may hold several lines separated by
  *  "\n" (a multi-line reply: "NNN-" on all but the last). Any CR, other
  *  control byte or NUL inside text becomes a space, so host text can never
- *  inject a line. code must be 200..599 (else 0 is returned). */
+ *  inject a line. code must be 2xx..5xx with a second digit 0..5 (RFC 5321
+ *  §4.2: what the parser accepts); enhanced, when given, must be well
+ *  formed and of the code's class. Otherwise nothing is written and 0 is
+ *  returned. NULL text is the empty text. */
 LSMTP_API size_t lsmtp_reply_format(char *buf, size_t cap, int code,
                                     const char *enhanced, const char *text,
                                     size_t text_len);
