@@ -18,8 +18,10 @@ LSMTP_API size_t lsmtp_base64_encode(char *out, size_t cap, const void *in,
 
 /** Decode strict base64 (padding required, no whitespace). On success
  *  stores the decoded length in *out_len and returns LSMTP_OK; returns
- *  LSMTP_ERR_SYNTAX for bad input and LSMTP_ERR_TOO_LONG when cap is too
- *  small. "=" alone (an empty SASL response) decodes to zero bytes. */
+ *  LSMTP_ERR_SYNTAX for bad input (also when cap is too small as well),
+ *  LSMTP_ERR_TOO_LONG when cap is too small (*out_len then holds the size
+ *  needed), LSMTP_ERR_INVALID for NULL pointers with a non-zero length.
+ *  "=" alone (an empty SASL response) decodes to zero bytes. */
 LSMTP_API int lsmtp_base64_decode(void *out, size_t cap, size_t *out_len,
                                   const char *in, size_t len);
 
@@ -33,7 +35,8 @@ LSMTP_API int lsmtp_xtext_decode(char *out, size_t cap, size_t *out_len,
 LSMTP_API int lsmtp_xtext_check(const char *in, size_t len);
 
 /** Encode into xtext (bytes outside "!".."~", "+" and "=" become "+XX").
- *  snprintf-like: returns the length needed. */
+ *  Returns the length needed; when cap is too small nothing but an empty
+ *  string is written (never a truncated value). */
 LSMTP_API size_t lsmtp_xtext_encode(char *out, size_t cap, const char *in,
                                     size_t len);
 

@@ -40,7 +40,9 @@ typedef struct lsmtp_cmd {
   lsmtp_verb verb;
   const char *verb_text; /* the verb as written */
   size_t verb_len;
-  const char *arg; /* after the space following the verb; "" when none */
+  const char *arg; /* after the space following the verb, trailing SP/TAB
+                      stripped; not NUL-terminated (with no argument it
+                      points at the CRLF and arg_len is 0) */
   size_t arg_len;  /* excludes the CRLF */
 } lsmtp_cmd;
 
@@ -52,8 +54,12 @@ typedef struct lsmtp_cmd {
  *  LSMTP_ERR_NUL, LSMTP_ERR_UTF8 (8-bit byte: commands are ASCII; RFC 6531
  *  addresses are checked by the address parser, which is handed the arg
  *  only after this check when flags has LSMTP_CMD_ALLOW_8BIT),
- *  LSMTP_ERR_SYNTAX (empty line, or a verb followed by something other
- *  than a space). */
+ *  LSMTP_ERR_SYNTAX (empty line, or a known verb glued to more bytes as in
+ *  "MAILX" or "DATA\t"). When several faults are present the first in
+ *  this order wins: bare EOL, NUL, 8-bit, syntax. LSMTP_CMD_ALLOW_8BIT
+ *  allows 8-bit bytes in the argument only; on an LSMTP_ERR_UTF8 from the
+ *  argument, out still holds the verb and argument (so a server can answer
+ *  553 5.6.7 to MAIL/RCPT). */
 LSMTP_API int lsmtp_cmd_parse(const char *line, size_t line_len, unsigned flags,
                               lsmtp_cmd *out);
 #define LSMTP_CMD_ALLOW_8BIT 0x1u /* SMTPUTF8 session: UTF-8 in arguments */

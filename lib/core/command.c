@@ -19,10 +19,11 @@
  *   security-relevant ones.
  * - LSMTP_CMD_ALLOW_8BIT admits 8-bit bytes in the argument only; the
  *   verb stays ASCII (RFC 6531 extends addresses, not verbs).
- * - On LSMTP_ERR_UTF8 the result is still filled in when the verb was
- *   recognised, so a server can answer "553 5.6.7" to an 8-bit MAIL/RCPT
- *   (RFC 6531 §3.7.4.1) and "500" to anything else. On every other error
- *   the result is LSMTP_VERB_UNKNOWN with empty verb and arg.
+ * - On LSMTP_ERR_UTF8 caused by the argument the result is still filled
+ *   in, so a server can answer an 8-bit MAIL/RCPT outside SMTPUTF8 with
+ *   "553 5.6.7" (RFC 6531's X.6.7) and anything else with 500. On every
+ *   other error (and 8-bit in the verb) the result is LSMTP_VERB_UNKNOWN
+ *   with an empty verb and arg.
  * - Trailing SP/TAB are stripped from the argument ("DATA ", "QUIT " are
  *   common); leading spaces are kept for the argument's own parser.
  * - When there is no argument, arg points at the line's CRLF with
@@ -75,7 +76,7 @@ static inline uint32_t load4(const char *p) {
 #define FOLD4 0x20202020u
 
 /* The 4-letter verb whose text is p[0..4), or LSMTP_VERB_UNKNOWN. */
-static lsmtp_verb match4(const char *p) {
+static int match4(const char *p) {
   uint32_t w = load4(p) | FOLD4;
   switch (p[0] | 0x20) {
     case 'a': return w == load4("auth") ? LSMTP_VERB_AUTH : LSMTP_VERB_UNKNOWN;
@@ -114,11 +115,17 @@ static int classify_token(const char *tok, size_t tok_len) {
   return match4(tok) != LSMTP_VERB_UNKNOWN ? -1 : LSMTP_VERB_UNKNOWN;
 }
 
+static int has_high_byte(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)p[i] >= 0x80) return 1;
+  return 0;
+}
+
 static void clear_cmd(lsmtp_cmd *out, const char *line, size_t body) {
   out->verb = LSMTP_VERB_UNKNOWN;
   out->verb_text = line;
   out->verb_len = 0;
-  out->arg = line + body;
+  out->arg = body ? line + body : line; /* never NULL + 0 */
   out->arg_len = 0;
 }
 
@@ -136,22 +143,19 @@ int lsmtp_cmd_parse(const char *line, size_t line_len, unsigned flags,
   for (size_t i = 0; i < body; i++) seen |= byte_class[(unsigned char)line[i]];
   if (seen & CLS_EOL) return LSMTP_ERR_BARE_EOL;
   if (seen & CLS_NUL) return LSMTP_ERR_NUL;
-  if (body == 0) return LSMTP_ERR_SYNTAX;
 
   const char *sp = memchr(line, ' ', body);
   const size_t tok_len = sp ? (size_t)(sp - line) : body;
 
+  /* 8-bit bytes are allowed by the flag in the argument only; in the verb
+   * they are an error whose result carries no verb. */
+  int bad_8bit = 0;
   if (seen & CLS_HIGH) {
-    /* The verb is ASCII even in an SMTPUTF8 session. */
-    int high_in_verb = 0;
-    for (size_t i = 0; i < tok_len; i++)
-      if ((unsigned char)line[i] >= 0x80) high_in_verb = 1;
-    if (high_in_verb) return LSMTP_ERR_UTF8;
+    if (has_high_byte(line, tok_len)) return LSMTP_ERR_UTF8;
+    bad_8bit = !(flags & LSMTP_CMD_ALLOW_8BIT);
   }
-
-  if (tok_len == 0) return LSMTP_ERR_SYNTAX;
-  int verb = classify_token(line, tok_len);
-  if (verb < 0) return LSMTP_ERR_SYNTAX;
+  int verb = tok_len ? classify_token(line, tok_len) : -1;
+  if (verb < 0) return bad_8bit ? LSMTP_ERR_UTF8 : LSMTP_ERR_SYNTAX;
 
   out->verb = (lsmtp_verb)verb;
   out->verb_len = tok_len;
@@ -162,6 +166,5 @@ int lsmtp_cmd_parse(const char *line, size_t line_len, unsigned flags,
     out->arg = arg;
     out->arg_len = arg_len;
   }
-  if ((seen & CLS_HIGH) && !(flags & LSMTP_CMD_ALLOW_8BIT)) return LSMTP_ERR_UTF8;
-  return LSMTP_OK;
+  return bad_8bit ? LSMTP_ERR_UTF8 : LSMTP_OK;
 }
