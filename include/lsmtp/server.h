@@ -231,7 +231,9 @@ typedef struct lsmtp_server_callbacks {
    *  LSMTP_ERR_LIMIT (the message exceeds the size limit; called as soon as
    *  that is known, the message is still read and then refused with
    *  552 5.3.4), LSMTP_ERR_BARE_EOL (bare CR or LF in the message under the
-   *  strict policy: refused with 550 5.6.0 at its end), LSMTP_ERR_CLOSED
+   *  strict policy: refused with 550 5.6.0 at its end), LSMTP_ERR_NUL (a
+   *  NUL byte in DATA, always refused with 550 5.6.0; BDAT may carry any
+   *  byte), LSMTP_ERR_CLOSED
    *  (QUIT, shutdown, error limit, abort) or LSMTP_ERR_TIMEOUT. */
   void (*on_reset)(lsmtp_server *srv, int reason, void *user_data);
 

@@ -32,6 +32,10 @@ static void check_doom(lsmtp_server *s) {
   else if (!(s->cfg->flags & LSMTP_SERVER_NORMALIZE_EOL) &&
            (seen & (LSMTP_DATA_SAW_BARE_LF | LSMTP_DATA_SAW_BARE_CR)))
     doom(s, LSMTP_ERR_BARE_EOL);
+  else if (seen & LSMTP_DATA_SAW_NUL)
+    /* No text in DATA may carry NUL, 8BITMIME included (RFC 6152 §3);
+     * binary content travels with BDAT. */
+    doom(s, LSMTP_ERR_NUL);
 }
 
 /* Hand one span to the host; maps its answer onto the decoder's. */
@@ -239,6 +243,8 @@ void lsmtp__srv_step_data_end(lsmtp_server *s) {
     for (size_t i = 0; i < n; i++) {
       if (s->doomed == LSMTP_ERR_LIMIT)
         lsmtp__srv_reply(s, 552, "5.3.4", "Error: message too large");
+      else if (s->doomed == LSMTP_ERR_NUL)
+        lsmtp__srv_reply(s, 550, "5.6.0", "Error: NUL byte in message");
       else
         lsmtp__srv_reply(s, 550, "5.6.0", "Error: bare <CR> or <LF> in message");
     }

@@ -97,7 +97,7 @@ struct lsmtp_server {
   /* Message. */
   uint64_t msg_size;
   unsigned data_seen;
-  int doomed; /* 0, LSMTP_ERR_LIMIT or LSMTP_ERR_BARE_EOL */
+  int doomed; /* 0, LSMTP_ERR_LIMIT, LSMTP_ERR_BARE_EOL or LSMTP_ERR_NUL */
   size_t lmtp_next;
 
   /* BDAT chunk. */
