@@ -55,10 +55,15 @@ LSMTP_API void lsmtp_data_decoder_reset(lsmtp_data_decoder *d);
  *  a bare CR or LF never ends it. By default bare CR and LF are passed
  *  through and flagged (the host refuses the message); with
  *  LSMTP_DATA_NORMALIZE_EOL they become CRLF.
+ *  A line starts only after a real CRLF, both for removing a leading dot
+ *  and for finding the end, so "\n.\r\n" is content in either mode
+ *  (normalising changes the output only); the SAW_BARE bits are set in
+ *  both modes. Past max_size the output is cut at exactly max_size octets.
  *  Returns LSMTP_DONE when the end was found (*consumed counts the
- *  terminator; what follows is the next command), LSMTP_INCOMPLETE when all
- *  input was used, LSMTP_PAUSED when emit asked to pause, or the negative
- *  status emit returned. */
+ *  terminator; what follows is the next command; calling again returns
+ *  LSMTP_DONE and consumes nothing until lsmtp_data_decoder_reset),
+ *  LSMTP_INCOMPLETE when all input was used, LSMTP_PAUSED when emit asked
+ *  to pause, or the negative status emit returned. */
 LSMTP_API int lsmtp_data_decode(lsmtp_data_decoder *d, const char *in,
                                 size_t len, size_t *consumed,
                                 lsmtp_span_cb emit, void *user_data);
@@ -94,7 +99,10 @@ LSMTP_API int lsmtp_data_encode(lsmtp_data_encoder *e, const char *in,
 LSMTP_API int lsmtp_data_encode_finish(lsmtp_data_encoder *e,
                                        lsmtp_span_cb emit, void *user_data);
 
-/** The LSMTP_DATA_SAW_* bits of what was encoded so far (8BIT, NUL, LONG). */
+/** The LSMTP_DATA_SAW_* bits of what was encoded so far: 8BIT, NUL,
+ *  LONG_LINE (over 1000 octets, the RFC 5321 limit), and BARE_CR/BARE_LF
+ *  when bare line endings were turned into CRLF. Encode or finish after
+ *  finish (without a reset) return LSMTP_ERR_STATE. */
 LSMTP_API unsigned lsmtp_data_encoder_seen(const lsmtp_data_encoder *e);
 
 LSMTP_END_DECLS
