@@ -1,0 +1,401 @@
+/* smtp-receive: a small SMTP/LMTP receiver built on lsmtp. It listens on
+ * the given addresses, accepts mail for the listed domains (and
+ * <postmaster>) and stores each message once per recipient in a Maildir,
+ * or throws everything away with --sink. See docs/man/smtp-receive.1. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "cli.h"
+#include "receive.h"
+
+#define GRACE_MS 5000
+
+static const char usage_text[] =
+    "usage: smtp-receive --listen ADDR:PORT [--listen ...]\n"
+    "                    --domain DOMAIN [--domain ...]\n"
+    "                    (--maildir DIR | --sink)\n"
+    "                    [--hostname NAME] [--max-size BYTES]\n"
+    "                    [--max-recipients N] [--max-clients N]\n"
+    "                    [--timeout SECONDS] [--user NAME] [--lmtp] [-v]\n"
+    "\n"
+    "  --listen ADDR:PORT    listen on ADDR (IPv4, or IPv6 in brackets:\n"
+    "                        [::1]:2525); may be given more than once\n"
+    "  --domain DOMAIN       accept recipients at DOMAIN (and <postmaster>);\n"
+    "                        may be given more than once\n"
+    "  --maildir DIR         store each message in DIR/<local-part>/new/\n"
+    "  --sink                accept every recipient and discard messages\n"
+    "  --hostname NAME       name in the greeting and Received: (default:\n"
+    "                        the system host name)\n"
+    "  --max-size BYTES      largest message (k/m/g suffixes; default 10m;\n"
+    "                        0: no limit)\n"
+    "  --max-recipients N    recipients per message (default 100)\n"
+    "  --max-clients N       concurrent connections (default 1000; 0: no\n"
+    "                        limit); beyond that clients get 421 4.7.0\n"
+    "  --timeout SECONDS     one idle limit for every state (default: the\n"
+    "                        RFC 5321 values, 2 to 10 minutes)\n"
+    "  --user NAME           run as NAME after binding (needs root)\n"
+    "  --lmtp                speak LMTP (RFC 2033) instead of SMTP\n"
+    "  -v, --verbose         print the protocol dialogue (-vv: debug)\n"
+    "  -h, --help            print this help\n"
+    "\n"
+    "Exit status: 0 after SIGTERM/SIGINT, 64 bad options, 67 unknown user,\n"
+    "69 cannot listen, 71 system error, 73 cannot create DIR, 77 cannot\n"
+    "change user.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  char msg[512];
+  snprintf(msg, sizeof msg, fmt, arg);
+  cli_log(CLI_ERROR, "%s (try --help)", msg);
+  return EX_USAGE;
+}
+
+enum {
+  OPT_LISTEN = 256, OPT_DOMAIN, OPT_MAILDIR, OPT_SINK, OPT_HOSTNAME,
+  OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"domain", required_argument, NULL, OPT_DOMAIN},
+    {"maildir", required_argument, NULL, OPT_MAILDIR},
+    {"sink", no_argument, NULL, OPT_SINK},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+    {"max-recipients", required_argument, NULL, OPT_MAX_RCPTS},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"user", required_argument, NULL, OPT_USER},
+    {"lmtp", no_argument, NULL, OPT_LMTP},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_options(rx_app *app, int argc, char **argv) {
+  app->max_clients = 1000;
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
+    switch (c) {
+      case OPT_LISTEN: {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        if (lsmtp_net_addr_parse(optarg, &ss, &len) != LSMTP_OK)
+          return usage_error("--listen %s: want ADDR:PORT or [IPv6]:PORT", optarg);
+        if (app->nlisten == RX_MAX_LISTEN)
+          return usage_error("too many --listen options (at most %s)", "16");
+        app->listen[app->nlisten++] = optarg;
+        break;
+      }
+      case OPT_DOMAIN: {
+        lsmtp_domain_kind kind;
+        if (lsmtp_domain_check(optarg, strlen(optarg), LSMTP_ADDR_SMTPUTF8,
+                               &kind) != LSMTP_OK ||
+            kind != LSMTP_DOMAIN_NAME)
+          return usage_error("--domain %s: not a domain name", optarg);
+        if (app->ndomains == RX_MAX_DOMAINS)
+          return usage_error("too many --domain options (at most %s)", "64");
+        app->domains[app->ndomains++] = optarg;
+        break;
+      }
+      case OPT_MAILDIR:
+        if (app->maildir || !*optarg)
+          return usage_error("--maildir %s: give one non-empty directory", optarg);
+        app->maildir = optarg;
+        break;
+      case OPT_SINK: app->sink = 1; break;
+      case OPT_HOSTNAME:
+        if (strlen(optarg) >= sizeof app->hostname ||
+            lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK)
+          return usage_error("--hostname %s: not a host name", optarg);
+        strcpy(app->hostname, optarg);
+        break;
+      case OPT_MAX_SIZE:
+        if (cli_parse_size(optarg, UINT64_MAX, &app->max_size) != 0)
+          return usage_error("--max-size %s: want a number of bytes", optarg);
+        app->have_max_size = 1;
+        break;
+      case OPT_MAX_RCPTS:
+        if (cli_parse_u64(optarg, 1000000, &app->max_rcpts) != 0 ||
+            app->max_rcpts == 0)
+          return usage_error("--max-recipients %s: want 1..1000000", optarg);
+        app->have_max_rcpts = 1;
+        break;
+      case OPT_MAX_CLIENTS:
+        if (cli_parse_u64(optarg, 1000000, &app->max_clients) != 0)
+          return usage_error("--max-clients %s: want 0..1000000", optarg);
+        break;
+      case OPT_TIMEOUT:
+        if (cli_parse_u64(optarg, 4000000, &app->timeout_s) != 0 ||
+            app->timeout_s == 0)
+          return usage_error("--timeout %s: want 1..4000000 seconds", optarg);
+        app->have_timeout = 1;
+        break;
+      case OPT_USER: app->user = optarg; break;
+      case OPT_LMTP: app->lmtp = 1; break;
+      case 'v': app->verbosity++; break;
+      case 'h': fputs(usage_text, stdout); return EX_OK;
+      case ':': return usage_error("%s needs an argument", argv[optind - 1]);
+      default: return usage_error("unknown option %s", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
+  if (app->nlisten == 0) return usage_error("%s", "--listen is required");
+  if (!!app->maildir == !!app->sink)
+    return usage_error("%s", "give exactly one of --maildir DIR and --sink");
+  if (app->maildir && app->ndomains == 0)
+    return usage_error("%s", "--domain is required with --maildir");
+  return -1;
+}
+
+/* ---- logging glue ---- */
+
+static void net_log(void *ud, lsmtp_net_log_level level, const char *msg) {
+  (void)ud;
+  static const cli_level map[] = {CLI_ERROR, CLI_WARN, CLI_INFO, CLI_DEBUG};
+  cli_log(map[level <= LSMTP_NET_LOG_DEBUG ? level : LSMTP_NET_LOG_DEBUG], "%s",
+          msg);
+}
+
+static void session_log(lsmtp_server *srv, lsmtp_server_log_level level,
+                        const char *msg, void *ud) {
+  (void)srv;
+  rx_session *s = ud;
+  /* The session warns about every refused command and misbehaving peer;
+   * that is dialogue detail here (-v), not one of the per-session lines. */
+  static const cli_level map[] = {CLI_ERROR, CLI_VERBOSE, CLI_VERBOSE, CLI_DEBUG};
+  cli_level l = map[level <= LSMTP_SERVER_LOG_DEBUG ? level : LSMTP_SERVER_LOG_DEBUG];
+  if (cli_log_enabled(l))
+    cli_log(l, "session %llu: %s", (unsigned long long)s->id, msg);
+}
+
+/* ---- connection hooks ---- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void peer_ip(lsmtp_net_conn *conn, char *out, size_t cap) {
+  socklen_t len;
+  const struct sockaddr *sa = lsmtp_net_conn_peer_addr(conn, &len);
+  out[0] = '\0';
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+              out, (socklen_t)cap);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6,
+              &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+              (socklen_t)cap);
+}
+
+static int on_accept(lsmtp_net_conn *conn, void **session_ud, void *ud) {
+  rx_app *app = ud;
+  rx_session *s = calloc(1, sizeof *s);
+  if (!s) return LSMTP_ERR_NOMEM;
+  s->app = app;
+  s->conn = conn;
+  s->id = lsmtp_net_conn_id(conn);
+  s->started_ms = now_ms();
+  peer_ip(conn, s->ip, sizeof s->ip);
+  if (cli_log_enabled(CLI_VERBOSE)) {
+    s->dialogue = rx_dialogue_new();
+    cli_log(CLI_VERBOSE, "session %llu: connect from %s to %s",
+            (unsigned long long)s->id, lsmtp_net_conn_peer(conn),
+            lsmtp_net_conn_local(conn));
+  }
+  *session_ud = s;
+  return LSMTP_OK;
+}
+
+static void on_close(lsmtp_net_conn *conn, int reason, void *session_ud,
+                     void *ud) {
+  (void)ud;
+  rx_session *s = session_ud;
+  lsmtp_server *srv = lsmtp_net_conn_session(conn);
+  const char *helo = srv ? lsmtp_server_helo(srv) : NULL;
+  cli_log(CLI_INFO,
+          "session %llu: from %s helo=%s messages=%llu duration=%llums: %s",
+          (unsigned long long)s->id, lsmtp_net_conn_peer(conn),
+          helo ? helo : "-", (unsigned long long)s->delivered,
+          (unsigned long long)(now_ms() - s->started_ms),
+          reason == LSMTP_OK ? "done" : lsmtp_strerror(reason));
+  rx_discard(s); /* a message not acknowledged is not kept */
+  free(s->rcpts);
+  rx_dialogue_del(s->dialogue);
+  free(s);
+}
+
+static void on_trace(lsmtp_net_conn *conn, int from_client, const char *data,
+                     size_t len, void *ud) {
+  (void)ud;
+  rx_session *s = lsmtp_net_conn_user_data(conn);
+  if (s && s->dialogue)
+    rx_dialogue_trace(s->dialogue, s->id, from_client, data, len);
+}
+
+static void on_drained(lsmtp_net_server *ns, void *ud) {
+  (void)ns;
+  rx_app *app = ud;
+  lsmtp_loop_stop(app->loop);
+}
+
+/* ---- signals ---- */
+
+static void on_signal_pipe(lsmtp_io *io, int fd, unsigned events, void *ud) {
+  (void)io;
+  (void)events;
+  rx_app *app = ud;
+  int sig;
+  while ((sig = cli_signal_read(fd)) != 0) {
+    cli_log(CLI_INFO, "signal %d: stopping (%zu session(s) open)", sig,
+            lsmtp_net_server_conn_count(app->ns));
+    /* A second signal cuts the grace period short. */
+    static int seen;
+    lsmtp_net_server_shutdown(app->ns, seen++ ? 0 : GRACE_MS);
+  }
+}
+
+/* ---- setup ---- */
+
+static int configure(rx_app *app) {
+  if (!app->hostname[0]) {
+    if (gethostname(app->hostname, sizeof app->hostname - 1) != 0 ||
+        lsmtp_domain_check(app->hostname, strlen(app->hostname), 0, NULL) !=
+            LSMTP_OK)
+      strcpy(app->hostname, "localhost");
+  }
+  lsmtp_server_config *cfg;
+  if (lsmtp_server_config_new(&cfg, NULL) != LSMTP_OK) return EX_OSERR;
+  app->cfg = cfg;
+  if (lsmtp_server_config_set_hostname(cfg, app->hostname) != LSMTP_OK ||
+      (app->lmtp && lsmtp_server_config_set_flags(cfg, LSMTP_SERVER_LMTP) != LSMTP_OK) ||
+      (app->have_max_size &&
+       lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_MESSAGE_SIZE,
+                                     app->max_size) != LSMTP_OK) ||
+      (app->have_max_rcpts &&
+       lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_RECIPIENTS,
+                                     app->max_rcpts) != LSMTP_OK) ||
+      (app->have_timeout &&
+       lsmtp_server_config_set_all_timeouts(cfg, (unsigned)(app->timeout_s * 1000u)) !=
+           LSMTP_OK)) {
+    cli_log(CLI_ERROR, "a setting is out of the range lsmtp accepts");
+    return EX_USAGE;
+  }
+  return -1;
+}
+
+static int start_network(rx_app *app) {
+  if (lsmtp_loop_new(&app->loop, NULL) != LSMTP_OK) {
+    cli_log(CLI_ERROR, "cannot create the event loop: %s", strerror(errno));
+    return EX_OSERR;
+  }
+  lsmtp_loop_set_log(app->loop, net_log, app);
+  if (cli_log_enabled(CLI_DEBUG))
+    lsmtp_loop_set_log_level(app->loop, LSMTP_NET_LOG_DEBUG);
+  lsmtp_server_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.on_log = session_log;
+  cb.on_reset = rx_on_reset;
+  if (app->sink) {
+    cb.on_data_end = rx_sink_data_end;
+  } else {
+    cb.on_mail = rx_on_mail;
+    cb.on_rcpt = rx_on_rcpt;
+    cb.on_data_start = rx_on_data_start;
+    cb.on_data_chunk = rx_on_data_chunk;
+    cb.on_data_end = rx_on_data_end;
+  }
+  lsmtp_net_server_hooks hooks;
+  memset(&hooks, 0, sizeof hooks);
+  hooks.on_accept = on_accept;
+  hooks.on_close = on_close;
+  hooks.on_drained = on_drained;
+  if (cli_log_enabled(CLI_VERBOSE)) hooks.on_trace = on_trace;
+  if (lsmtp_net_server_new(&app->ns, app->loop, app->cfg, &cb, &hooks, app) !=
+      LSMTP_OK)
+    return EX_OSERR;
+  lsmtp_net_server_set_max_clients(app->ns, (size_t)app->max_clients);
+  for (size_t i = 0; i < app->nlisten; i++) {
+    char bound[LSMTP_NET_ADDR_MAX];
+    int rc = lsmtp_net_server_listen(app->ns, app->listen[i], bound, sizeof bound);
+    if (rc != LSMTP_OK) {
+      cli_log(CLI_ERROR, "cannot listen on %s: %s", app->listen[i],
+              rc == LSMTP_ERR_IO ? strerror(errno) : lsmtp_strerror(rc));
+      return EX_UNAVAILABLE;
+    }
+    cli_log(CLI_INFO, "listening on %s", bound);
+  }
+  return -1;
+}
+
+static int prepare_storage(rx_app *app) {
+  if (app->sink) return -1;
+  if (cli_mkdirs(app->maildir, 0700) != 0 || access(app->maildir, W_OK | X_OK) != 0) {
+    cli_log(CLI_ERROR, "cannot use %s: %s", app->maildir, strerror(errno));
+    return EX_CANTCREAT;
+  }
+  if (lsmtp_maildir_ctx_new(&app->mdctx, NULL, app->hostname, 0) != LSMTP_OK) {
+    cli_log(CLI_ERROR, "cannot set up Maildir naming");
+    return EX_OSERR;
+  }
+  return -1;
+}
+
+static void cleanup(rx_app *app, lsmtp_io *sigio, int sigfd) {
+  lsmtp_loop_io_del(sigio);
+  if (sigfd >= 0) close(sigfd);
+  lsmtp_net_server_del(app->ns);
+  lsmtp_loop_del(app->loop);
+  lsmtp_maildir_ctx_del(app->mdctx);
+  lsmtp_server_config_del(app->cfg);
+}
+
+int main(int argc, char **argv) {
+  static rx_app app; /* large; also reachable from every callback */
+  cli_log_init("smtp-receive", 0);
+  int rc = parse_options(&app, argc, argv);
+  if (rc >= 0) return rc;
+  cli_log_init("smtp-receive", app.verbosity);
+
+  lsmtp_io *sigio = NULL;
+  int sigfd = -1;
+  if ((rc = configure(&app)) < 0 && (rc = start_network(&app)) < 0) {
+    /* Bound (privileged ports need root); now give root up. */
+    if (app.user) rc = cli_drop_privileges(app.user);
+    if (rc <= 0) rc = prepare_storage(&app);
+  }
+  if (rc < 0) {
+    static const int sigs[] = {SIGTERM, SIGINT};
+    if (cli_signal_pipe(sigs, 2, &sigfd) != 0 ||
+        lsmtp_loop_io_new(app.loop, &sigio, sigfd, LSMTP_IO_READ,
+                          on_signal_pipe, &app) != LSMTP_OK) {
+      cli_log(CLI_ERROR, "cannot set up signal handling: %s", strerror(errno));
+      rc = EX_OSERR;
+    }
+  }
+  if (rc < 0) {
+    cli_log(CLI_INFO, "ready: %s, %s%s", app.lmtp ? "LMTP" : "SMTP",
+            app.sink ? "discarding messages" : "delivering to ",
+            app.sink ? "" : app.maildir);
+    if (lsmtp_loop_run(app.loop) != LSMTP_OK) {
+      cli_log(CLI_ERROR, "event loop failed: %s", strerror(errno));
+      rc = EX_OSERR;
+    } else {
+      cli_log(CLI_INFO, "stopped after %llu message(s)",
+              (unsigned long long)app.messages);
+      rc = EX_OK;
+    }
+  }
+  cleanup(&app, sigio, sigfd);
+  return rc;
+}

@@ -1,0 +1,85 @@
+/* smtp-receive: state shared by its files. main.c parses options and runs
+ * the loop; policy.c decides on recipients; store.c streams messages into
+ * Maildirs; dialogue.c prints the -v protocol trace. */
+#ifndef SMTP_RECEIVE_H
+#define SMTP_RECEIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lsmtp/lsmtp.h>
+#include <lsmtp/deliver.h>
+#include <lsmtp/net.h>
+#include <lsmtp/server.h>
+
+#define RX_MAX_LISTEN 16
+#define RX_MAX_DOMAINS 64
+
+/* The whole program's configuration and shared state. */
+typedef struct rx_app {
+  const char *listen[RX_MAX_LISTEN];
+  size_t nlisten;
+  const char *domains[RX_MAX_DOMAINS];
+  size_t ndomains;
+  const char *maildir; /* NULL with --sink */
+  int sink;
+  int lmtp;
+  char hostname[256];
+  uint64_t max_size, max_rcpts, max_clients, timeout_s;
+  int have_max_size, have_max_rcpts, have_timeout;
+  const char *user;
+  int verbosity;
+
+  lsmtp_loop *loop;
+  lsmtp_net_server *ns;
+  lsmtp_server_config *cfg;
+  lsmtp_maildir_ctx *mdctx;
+  uint64_t messages; /* accepted, all sessions */
+} rx_app;
+
+/* One stored copy of the message being received. */
+typedef struct rx_rcpt {
+  char folder[LSMTP_MAILDIR_NAME_MAX + 1]; /* lower-cased local part */
+  lsmtp_maildir *md;                       /* open between DATA and end */
+  int failed;                              /* storing it failed */
+} rx_rcpt;
+
+typedef struct rx_dialogue rx_dialogue;
+
+/* Per-connection state; the session callbacks get it as user_data. */
+typedef struct rx_session {
+  rx_app *app;
+  lsmtp_net_conn *conn;
+  uint64_t id;
+  uint64_t started_ms;
+  char ip[64]; /* peer address without port, for Received: */
+  rx_rcpt *rcpts; /* kept across messages: no per-message allocation */
+  size_t nrcpts, rcpt_cap;
+  int smtputf8;       /* MAIL had SMTPUTF8 */
+  uint64_t msgno;     /* messages in this session (accepted or not) */
+  uint64_t delivered; /* messages accepted */
+  rx_dialogue *dialogue; /* -v only */
+} rx_session;
+
+/* policy.c */
+int rx_on_mail(lsmtp_server *srv, const lsmtp_path *path,
+               const lsmtp_mail_params *params, void *ud);
+int rx_on_rcpt(lsmtp_server *srv, const lsmtp_path *path,
+               const lsmtp_rcpt_params *params, void *ud);
+
+/* store.c */
+int rx_on_data_start(lsmtp_server *srv, void *ud);
+int rx_on_data_chunk(lsmtp_server *srv, const char *data, size_t len, void *ud);
+int rx_on_data_end(lsmtp_server *srv, size_t rcpt_index, void *ud);
+void rx_on_reset(lsmtp_server *srv, int reason, void *ud);
+int rx_sink_data_end(lsmtp_server *srv, size_t rcpt_index, void *ud);
+/* Abort open deliveries and forget the recipients. */
+void rx_discard(rx_session *s);
+
+/* dialogue.c */
+rx_dialogue *rx_dialogue_new(void);
+void rx_dialogue_del(rx_dialogue *d);
+void rx_dialogue_trace(rx_dialogue *d, uint64_t id, int from_client,
+                       const char *data, size_t len);
+
+#endif

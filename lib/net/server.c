@@ -1,0 +1,613 @@
+/* lsmtp_net_server: the glue between listening sockets, the loop and one
+ * sans-I/O server session per connection. It reads into one buffer shared
+ * by all connections (64 KiB at a time), feeds the session straight from
+ * it, keeps only what the session could not take yet, writes everything
+ * the session has pending in one send, and arms one timer per connection
+ * from the session's timeout. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* accept4: non-blocking and close-on-exec in one call */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net_int.h"
+
+#define ACCEPTS_PER_WAKEUP 64
+#define ACCEPT_RETRY_MS 100 /* pause after EMFILE and friends */
+#define DEFAULT_MAX_CLIENTS 1000
+static const char too_many[] = "421 4.7.0 Too many connections\r\n";
+
+typedef struct listener {
+  lsmtp_io io;
+  int fd;
+  const lsmtp_allocator *alloc;
+  lsmtp_net_server *ns;
+  struct listener *next;
+  lsmtp__deferred free_node;
+} listener;
+
+struct lsmtp_net_conn {
+  lsmtp_net_server *ns;
+  const lsmtp_allocator *alloc;
+  lsmtp_server *session;
+  void *session_ud;
+  lsmtp_io io;
+  int fd;
+  lsmtp_timer timer;    /* session timeout, then linger on close */
+  lsmtp_timer kick;     /* zero-delay service after lsmtp_net_conn_kick */
+  uint64_t deadline;    /* session deadline (0: none); timer may be earlier */
+  lsmtp__buf inbuf;     /* input the session has not consumed yet */
+  uint64_t id;
+  int close_reason;     /* reason for on_close once the session ends */
+  unsigned char closing;   /* session over: flush, then close */
+  unsigned char closed;
+  unsigned char peer_eof;
+  unsigned char lingering; /* the timer is the forced-close deadline */
+  unsigned char hooked;    /* on_accept said yes: on_close is owed */
+  struct sockaddr_storage peer_ss;
+  socklen_t peer_len;
+  char peer[LSMTP_NET_ADDR_MAX];
+  char local[LSMTP_NET_ADDR_MAX];
+  lsmtp_net_conn *prev, *next;
+  lsmtp__deferred free_node;
+};
+
+enum { STAGE_RUNNING = 0, STAGE_GRACE, STAGE_TOLD, STAGE_FORCED };
+
+struct lsmtp_net_server {
+  lsmtp_loop *loop;
+  const lsmtp_server_config *cfg;
+  lsmtp_server_callbacks callbacks;
+  lsmtp_net_server_hooks hooks;
+  void *user_data;
+  listener *listeners;
+  lsmtp_net_conn *conns;
+  size_t nconns;
+  size_t max_clients;
+  uint64_t next_id;
+  char *rbuf; /* LSMTP_NET_READ_CHUNK bytes shared by all connections */
+  lsmtp_timer stage_timer;  /* end of grace, end of linger */
+  lsmtp_timer drain_timer;  /* calls on_drained from the loop */
+  lsmtp_timer accept_timer; /* resumes accepting after EMFILE */
+  int stage;
+  unsigned char drained;
+};
+
+static void conn_service(lsmtp_net_conn *c);
+
+/* ---- small helpers ---- */
+
+static void trace(lsmtp_net_conn *c, int from_client, const char *p, size_t n) {
+  if (c->ns->hooks.on_trace)
+    c->ns->hooks.on_trace(c, from_client, p, n, c->ns->user_data);
+}
+
+static void free_conn(lsmtp__deferred *d) {
+  lsmtp_net_conn *c =
+      (lsmtp_net_conn *)(void *)((char *)d - offsetof(lsmtp_net_conn, free_node));
+  lsmtp__free(c->alloc, c);
+}
+
+static void free_listener(lsmtp__deferred *d) {
+  listener *l = (listener *)(void *)((char *)d - offsetof(listener, free_node));
+  lsmtp__free(l->alloc, l);
+}
+
+static void maybe_drained(lsmtp_net_server *ns) {
+  if (ns->stage != STAGE_RUNNING && ns->nconns == 0 && !ns->drained) {
+    ns->drained = 1;
+    lsmtp_loop_timer_stop(&ns->stage_timer);
+    /* From the loop, never from deep inside a close. */
+    lsmtp_loop_timer_start(&ns->drain_timer, 0);
+  }
+}
+
+static void conn_close(lsmtp_net_conn *c, int reason) {
+  if (c->closed) return;
+  lsmtp_net_server *ns = c->ns;
+  c->closed = 1;
+  lsmtp_loop_timer_stop(&c->timer);
+  lsmtp_loop_timer_stop(&c->kick);
+  lsmtp__io_close(&c->io);
+  close(c->fd);
+  c->fd = -1;
+  lsmtp__log(ns->loop, LSMTP_NET_LOG_DEBUG, "conn %llu %s closed: %s",
+             (unsigned long long)c->id, c->peer, lsmtp_status_name(reason));
+  if (c->hooked && ns->hooks.on_close)
+    ns->hooks.on_close(c, reason, c->session_ud, ns->user_data);
+  lsmtp_server_del(c->session);
+  c->session = NULL;
+  lsmtp__buf_free(&c->inbuf);
+  if (c->prev) c->prev->next = c->next;
+  else ns->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  ns->nconns--;
+  lsmtp__loop_defer(ns->loop, &c->free_node, free_conn);
+  maybe_drained(ns);
+}
+
+/* Record what a feed/answer/timeout call returned. */
+static void note_status(lsmtp_net_conn *c, int rc) {
+  if (rc < 0) {
+    if (c->close_reason == LSMTP_OK) c->close_reason = rc;
+    c->closing = 1;
+    lsmtp__log(c->ns->loop, LSMTP_NET_LOG_WARN, "conn %llu %s: session: %s",
+               (unsigned long long)c->id, c->peer, lsmtp_strerror(rc));
+  } else if (rc == LSMTP_DONE || lsmtp_server_want_close(c->session)) {
+    c->closing = 1;
+  }
+}
+
+/* Write what the session has pending. Returns 0 when the connection was
+ * closed because the socket failed. */
+static int conn_flush(lsmtp_net_conn *c) {
+  for (;;) {
+    const char *p;
+    size_t k = lsmtp_server_pending(c->session, &p);
+    if (k == 0) return 1;
+    ssize_t n = send(c->fd, p, k, MSG_NOSIGNAL);
+    if (n > 0) {
+      trace(c, 0, p, (size_t)n);
+      lsmtp_server_consume(c->session, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    int peer_gone = n < 0 && (errno == EPIPE || errno == ECONNRESET);
+    conn_close(c, peer_gone ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
+    return 0;
+  }
+}
+
+/* Arm the connection's one timer. The timer is only moved when the new
+ * deadline is earlier; a later deadline is noticed when it fires, which
+ * saves a heap update on every read. */
+static void conn_arm(lsmtp_net_conn *c) {
+  lsmtp_loop *loop = c->ns->loop;
+  if (c->closing) {
+    if (!c->lingering) {
+      c->lingering = 1;
+      lsmtp_loop_timer_start(&c->timer, LSMTP_NET_LINGER_MS);
+    }
+    return;
+  }
+  unsigned ms = lsmtp_server_timeout_ms(c->session);
+  if (ms == 0) {
+    c->deadline = 0;
+    return;
+  }
+  uint64_t want = lsmtp_loop_now(loop) + ms;
+  c->deadline = want;
+  if (!lsmtp_loop_timer_active(&c->timer) || c->timer.deadline > want)
+    lsmtp__timer_start_at(&c->timer, want);
+}
+
+/* After any event: decide what to watch, close when done, arm the timer. */
+static void conn_settle(lsmtp_net_conn *c) {
+  if (c->closed) return;
+  const char *p;
+  size_t pending = lsmtp_server_pending(c->session, &p);
+  if (!c->closing && lsmtp_server_want_close(c->session)) c->closing = 1;
+  if (!c->closing && c->peer_eof && c->inbuf.len == 0) {
+    /* The client is gone and everything it sent was taken: nothing more
+     * can happen except writing the replies still pending. */
+    c->closing = 1;
+    if (c->close_reason == LSMTP_OK) c->close_reason = LSMTP_ERR_CLOSED;
+  }
+  if (c->closing && pending == 0) {
+    conn_close(c, c->close_reason);
+    return;
+  }
+  unsigned events = 0;
+  if (!c->closing && !c->peer_eof && c->inbuf.len == 0) events |= LSMTP_IO_READ;
+  if (pending) events |= LSMTP_IO_WRITE;
+  if (lsmtp_loop_io_set(&c->io, events) != LSMTP_OK) {
+    conn_close(c, LSMTP_ERR_IO);
+    return;
+  }
+  conn_arm(c);
+}
+
+/* Feed buffered input and write output until neither makes progress. */
+static void conn_service(lsmtp_net_conn *c) {
+  if (c->closed) return;
+  for (;;) {
+    if (!conn_flush(c)) return;
+    if (c->closing || c->inbuf.len == 0) break;
+    size_t used = 0;
+    int rc = lsmtp_server_feed(c->session, c->inbuf.data, c->inbuf.len, &used);
+    lsmtp__buf_consume(&c->inbuf, used);
+    note_status(c, rc);
+    if (used == 0) {
+      if (!conn_flush(c)) return;
+      break;
+    }
+  }
+  conn_settle(c);
+}
+
+static void conn_read(lsmtp_net_conn *c) {
+  lsmtp_net_server *ns = c->ns;
+  ssize_t n;
+  do n = recv(c->fd, ns->rbuf, LSMTP_NET_READ_CHUNK, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    conn_close(c, errno == ECONNRESET ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
+    return;
+  }
+  if (n == 0) {
+    c->peer_eof = 1;
+    return;
+  }
+  trace(c, 1, ns->rbuf, (size_t)n);
+  size_t used = 0;
+  int rc = lsmtp_server_feed(c->session, ns->rbuf, (size_t)n, &used);
+  note_status(c, rc);
+  if (used < (size_t)n && !c->closing &&
+      lsmtp__buf_append(&c->inbuf, ns->rbuf + used, (size_t)n - used) != LSMTP_OK)
+    conn_close(c, LSMTP_ERR_NOMEM);
+}
+
+static void on_conn_io(lsmtp_io *io, int fd, unsigned events, void *ud) {
+  (void)io;
+  (void)fd;
+  lsmtp_net_conn *c = ud;
+  if ((events & LSMTP_IO_WRITE) && !conn_flush(c)) return;
+  if ((events & LSMTP_IO_READ) && !c->closed) conn_read(c);
+  conn_service(c);
+}
+
+static void on_conn_timer(lsmtp_timer *t, void *ud) {
+  (void)t;
+  lsmtp_net_conn *c = ud;
+  if (c->lingering) {
+    lsmtp__log(c->ns->loop, LSMTP_NET_LOG_WARN,
+               "conn %llu %s: client does not read its replies; closing",
+               (unsigned long long)c->id, c->peer);
+    conn_close(c, LSMTP_ERR_TIMEOUT);
+    return;
+  }
+  if (c->deadline == 0) return;
+  uint64_t now = lsmtp_loop_now(c->ns->loop);
+  if (now < c->deadline) {
+    lsmtp__timer_start_at(&c->timer, c->deadline);
+    return;
+  }
+  lsmtp__log(c->ns->loop, LSMTP_NET_LOG_DEBUG, "conn %llu %s: timeout",
+             (unsigned long long)c->id, c->peer);
+  if (c->close_reason == LSMTP_OK) c->close_reason = LSMTP_ERR_TIMEOUT;
+  int rc = lsmtp_server_timeout(c->session);
+  if (rc != LSMTP_ERR_STATE) note_status(c, rc);
+  c->closing = 1;
+  conn_service(c);
+}
+
+static void on_conn_kick(lsmtp_timer *t, void *ud) {
+  (void)t;
+  lsmtp_net_conn *c = ud;
+  if (!c->closing && lsmtp_server_want_close(c->session)) c->closing = 1;
+  conn_service(c);
+}
+
+/* ---- accepting ---- */
+
+static void refuse(lsmtp_net_server *ns, int fd, const char *peer) {
+  lsmtp__log(ns->loop, LSMTP_NET_LOG_WARN,
+             "refused %s: too many connections (%zu)", peer, ns->nconns);
+  /* One try: the socket is new, so its send buffer has room. */
+  (void)!send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  close(fd);
+}
+
+static void conn_open(lsmtp_net_server *ns, int fd,
+                      const struct sockaddr_storage *ss, socklen_t sslen) {
+  lsmtp_loop *loop = ns->loop;
+  int one = 1;
+  /* Replies are written once per batch, so Nagle would only add delay. */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  lsmtp_net_conn *c = lsmtp__calloc(loop->alloc, 1, sizeof *c);
+  if (!c) {
+    lsmtp__log(loop, LSMTP_NET_LOG_ERROR, "out of memory accepting a client");
+    close(fd);
+    return;
+  }
+  c->ns = ns;
+  c->alloc = loop->alloc;
+  c->fd = fd;
+  c->id = ++ns->next_id;
+  c->peer_ss = *ss;
+  c->peer_len = sslen;
+  lsmtp_net_addr_format((const struct sockaddr *)ss, sslen, c->peer,
+                        sizeof c->peer);
+  struct sockaddr_storage local;
+  socklen_t local_len = sizeof local;
+  if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
+    lsmtp_net_addr_format((struct sockaddr *)&local, local_len, c->local,
+                          sizeof c->local);
+  lsmtp__buf_init(&c->inbuf, loop->alloc);
+  lsmtp__timer_init(loop, &c->timer, on_conn_timer, c);
+  lsmtp__timer_init(loop, &c->kick, on_conn_kick, c);
+  c->session_ud = c;
+  c->close_reason = LSMTP_OK;
+
+  if (ns->hooks.on_accept) {
+    int rc = ns->hooks.on_accept(c, &c->session_ud, ns->user_data);
+    if (rc != LSMTP_OK) {
+      if (rc == LSMTP_ERR_LIMIT) refuse(ns, fd, c->peer);
+      else close(fd);
+      lsmtp__free(loop->alloc, c);
+      return;
+    }
+  }
+  c->hooked = 1;
+  /* Linked in before anything can fail, so conn_close can undo it all. */
+  c->next = ns->conns;
+  if (ns->conns) ns->conns->prev = c;
+  ns->conns = c;
+  ns->nconns++;
+  int rc = lsmtp_server_new(&c->session, ns->cfg, &ns->callbacks, c->session_ud);
+  if (rc == LSMTP_OK)
+    rc = lsmtp__io_init(loop, &c->io, fd, LSMTP_IO_READ, on_conn_io, c);
+  if (rc != LSMTP_OK) {
+    c->io.dead = 1; /* not registered with the backend: nothing to undo */
+    conn_close(c, rc);
+    return;
+  }
+  lsmtp__log(loop, LSMTP_NET_LOG_DEBUG, "conn %llu from %s to %s",
+             (unsigned long long)c->id, c->peer, c->local);
+  note_status(c, lsmtp_server_start(c->session));
+  conn_service(c);
+}
+
+static void listeners_set(lsmtp_net_server *ns, unsigned events) {
+  for (listener *l = ns->listeners; l; l = l->next)
+    (void)lsmtp_loop_io_set(&l->io, events);
+}
+
+static void on_accept_retry(lsmtp_timer *t, void *ud) {
+  (void)t;
+  lsmtp_net_server *ns = ud;
+  if (ns->stage == STAGE_RUNNING) listeners_set(ns, LSMTP_IO_READ);
+}
+
+static int accept_one(int lfd, struct sockaddr_storage *ss, socklen_t *len) {
+  *len = sizeof *ss;
+#ifdef __linux__
+  return accept4(lfd, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = accept(lfd, (struct sockaddr *)ss, len);
+  if (fd >= 0 && lsmtp__set_nonblock_cloexec(fd) != LSMTP_OK) {
+    close(fd);
+    errno = EBADF;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+static void on_listener(lsmtp_io *io, int fd, unsigned events, void *ud) {
+  (void)io;
+  (void)events;
+  listener *l = ud;
+  lsmtp_net_server *ns = l->ns;
+  for (int i = 0; i < ACCEPTS_PER_WAKEUP && ns->stage == STAGE_RUNNING; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int cfd = accept_one(fd, &ss, &len);
+    if (cfd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      /* Out of descriptors or memory: a level-triggered listener would
+       * spin, so stop accepting for a moment. */
+      lsmtp__log(ns->loop, LSMTP_NET_LOG_ERROR, "accept: %s; pausing",
+                 strerror(errno));
+      listeners_set(ns, 0);
+      lsmtp_loop_timer_start(&ns->accept_timer, ACCEPT_RETRY_MS);
+      return;
+    }
+    if (ns->max_clients && ns->nconns >= ns->max_clients) {
+      char peer[LSMTP_NET_ADDR_MAX];
+      lsmtp_net_addr_format((struct sockaddr *)&ss, len, peer, sizeof peer);
+      refuse(ns, cfd, peer);
+      continue;
+    }
+    conn_open(ns, cfd, &ss, len);
+  }
+}
+
+static int add_listener(lsmtp_net_server *ns, int fd) {
+  listener *l = lsmtp__calloc(ns->loop->alloc, 1, sizeof *l);
+  if (!l) return LSMTP_ERR_NOMEM;
+  l->fd = fd;
+  l->ns = ns;
+  l->alloc = ns->loop->alloc;
+  int rc = lsmtp__io_init(ns->loop, &l->io, fd, LSMTP_IO_READ, on_listener, l);
+  if (rc != LSMTP_OK) {
+    lsmtp__free(ns->loop->alloc, l);
+    return rc;
+  }
+  l->next = ns->listeners;
+  ns->listeners = l;
+  return LSMTP_OK;
+}
+
+static void close_listeners(lsmtp_net_server *ns) {
+  while (ns->listeners) {
+    listener *l = ns->listeners;
+    ns->listeners = l->next;
+    lsmtp__io_close(&l->io);
+    close(l->fd);
+    lsmtp__loop_defer(ns->loop, &l->free_node, free_listener);
+  }
+  lsmtp_loop_timer_stop(&ns->accept_timer);
+}
+
+/* ---- shutdown ---- */
+
+static void on_stage_timer(lsmtp_timer *t, void *ud) {
+  (void)t;
+  lsmtp_net_server *ns = ud;
+  if (ns->stage == STAGE_GRACE) {
+    ns->stage = STAGE_TOLD;
+    lsmtp__log(ns->loop, LSMTP_NET_LOG_INFO,
+               "grace period over: ending %zu session(s)", ns->nconns);
+    lsmtp_loop_timer_start(&ns->stage_timer, LSMTP_NET_LINGER_MS);
+    for (lsmtp_net_conn *c = ns->conns, *next; c; c = next) {
+      next = c->next;
+      note_status(c, lsmtp_server_shutdown(c->session));
+      conn_service(c);
+    }
+    return;
+  }
+  ns->stage = STAGE_FORCED;
+  if (ns->nconns)
+    lsmtp__log(ns->loop, LSMTP_NET_LOG_WARN, "closing %zu session(s) by force",
+               ns->nconns);
+  while (ns->conns) conn_close(ns->conns, LSMTP_ERR_TIMEOUT);
+}
+
+static void on_drain_timer(lsmtp_timer *t, void *ud) {
+  (void)t;
+  lsmtp_net_server *ns = ud;
+  if (ns->hooks.on_drained) ns->hooks.on_drained(ns, ns->user_data);
+}
+
+int lsmtp_net_server_shutdown(lsmtp_net_server *ns, unsigned grace_ms) {
+  if (!ns) return LSMTP_ERR_INVALID;
+  close_listeners(ns);
+  if (ns->stage == STAGE_RUNNING) {
+    ns->stage = STAGE_GRACE;
+    lsmtp__log(ns->loop, LSMTP_NET_LOG_INFO,
+               "shutting down: %zu session(s) get %u ms to finish",
+               ns->nconns, grace_ms);
+    lsmtp_loop_timer_start(&ns->stage_timer, grace_ms);
+  } else if (ns->stage == STAGE_GRACE) {
+    uint64_t want = lsmtp_loop_now(ns->loop) + grace_ms;
+    if (want < ns->stage_timer.deadline)
+      lsmtp__timer_start_at(&ns->stage_timer, want);
+  }
+  maybe_drained(ns);
+  return LSMTP_OK;
+}
+
+/* ---- public API ---- */
+
+int lsmtp_net_server_new(lsmtp_net_server **out, lsmtp_loop *loop,
+                         const lsmtp_server_config *cfg,
+                         const lsmtp_server_callbacks *callbacks,
+                         const lsmtp_net_server_hooks *hooks, void *user_data) {
+  if (!out) return LSMTP_ERR_INVALID;
+  *out = NULL;
+  if (!loop || !cfg) return LSMTP_ERR_INVALID;
+  lsmtp_net_server *ns = lsmtp__calloc(loop->alloc, 1, sizeof *ns);
+  if (!ns) return LSMTP_ERR_NOMEM;
+  ns->rbuf = lsmtp__malloc(loop->alloc, LSMTP_NET_READ_CHUNK);
+  if (!ns->rbuf) {
+    lsmtp__free(loop->alloc, ns);
+    return LSMTP_ERR_NOMEM;
+  }
+  ns->loop = loop;
+  ns->cfg = cfg;
+  if (callbacks) ns->callbacks = *callbacks;
+  if (hooks) ns->hooks = *hooks;
+  ns->user_data = user_data;
+  ns->max_clients = DEFAULT_MAX_CLIENTS;
+  lsmtp__timer_init(loop, &ns->stage_timer, on_stage_timer, ns);
+  lsmtp__timer_init(loop, &ns->drain_timer, on_drain_timer, ns);
+  lsmtp__timer_init(loop, &ns->accept_timer, on_accept_retry, ns);
+  *out = ns;
+  return LSMTP_OK;
+}
+
+void lsmtp_net_server_del(lsmtp_net_server *ns) {
+  if (!ns) return;
+  close_listeners(ns);
+  ns->drained = 1; /* no on_drained from a dying server */
+  while (ns->conns) conn_close(ns->conns, LSMTP_ERR_CLOSED);
+  lsmtp_loop_timer_stop(&ns->stage_timer);
+  lsmtp_loop_timer_stop(&ns->drain_timer);
+  lsmtp_loop_timer_stop(&ns->accept_timer);
+  lsmtp__free(ns->loop->alloc, ns->rbuf);
+  lsmtp__free(ns->loop->alloc, ns);
+}
+
+int lsmtp_net_server_listen(lsmtp_net_server *ns, const char *text,
+                            char *bound, size_t cap) {
+  if (!ns || !text) return LSMTP_ERR_INVALID;
+  if (ns->stage != STAGE_RUNNING) return LSMTP_ERR_STATE;
+  int fd;
+  int rc = lsmtp_net_listen(text, 0, &fd);
+  if (rc != LSMTP_OK) return rc;
+  if (bound && cap) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    bound[0] = '\0';
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+      lsmtp_net_addr_format((struct sockaddr *)&ss, len, bound, cap);
+  }
+  rc = add_listener(ns, fd);
+  if (rc != LSMTP_OK) close(fd);
+  return rc;
+}
+
+int lsmtp_net_server_adopt(lsmtp_net_server *ns, int fd) {
+  if (!ns || fd < 0) return LSMTP_ERR_INVALID;
+  if (ns->stage != STAGE_RUNNING) return LSMTP_ERR_STATE;
+  int rc = lsmtp__set_nonblock_cloexec(fd);
+  if (rc != LSMTP_OK) return rc;
+  return add_listener(ns, fd);
+}
+
+void lsmtp_net_server_set_max_clients(lsmtp_net_server *ns, size_t max) {
+  if (ns) ns->max_clients = max;
+}
+
+size_t lsmtp_net_server_conn_count(const lsmtp_net_server *ns) {
+  return ns ? ns->nconns : 0;
+}
+
+void *lsmtp_net_server_user_data(const lsmtp_net_server *ns) {
+  return ns ? ns->user_data : NULL;
+}
+
+lsmtp_server *lsmtp_net_conn_session(const lsmtp_net_conn *conn) {
+  return conn ? conn->session : NULL;
+}
+
+lsmtp_net_server *lsmtp_net_conn_server(const lsmtp_net_conn *conn) {
+  return conn ? conn->ns : NULL;
+}
+
+void *lsmtp_net_conn_user_data(const lsmtp_net_conn *conn) {
+  return conn ? conn->session_ud : NULL;
+}
+
+const char *lsmtp_net_conn_peer(const lsmtp_net_conn *conn) {
+  return conn ? conn->peer : "";
+}
+
+const struct sockaddr *lsmtp_net_conn_peer_addr(const lsmtp_net_conn *conn,
+                                                socklen_t *len) {
+  if (!conn) return NULL;
+  if (len) *len = conn->peer_len;
+  return (const struct sockaddr *)&conn->peer_ss;
+}
+
+const char *lsmtp_net_conn_local(const lsmtp_net_conn *conn) {
+  return conn ? conn->local : "";
+}
+
+uint64_t lsmtp_net_conn_id(const lsmtp_net_conn *conn) {
+  return conn ? conn->id : 0;
+}
+
+void lsmtp_net_conn_kick(lsmtp_net_conn *conn) {
+  if (!conn || conn->closed) return;
+  if (!lsmtp_loop_timer_active(&conn->kick))
+    lsmtp_loop_timer_start(&conn->kick, 0);
+}
