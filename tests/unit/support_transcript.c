@@ -266,7 +266,7 @@ int transcript_run_all(const transcript *t, const transcript_peer_ops *ops,
                        void *ctx) {
   size_t len = t->input.len;
   if (transcript_run_cuts(t, ops, ctx, NULL, 0, "whole") != 0) return -1;
-  size_t *cuts = malloc((len ? len : 1) * sizeof *cuts);
+  size_t *cuts = calloc(len ? len : 1, sizeof *cuts);
   if (!cuts) return -1;
   for (size_t i = 1; i < len; i++) cuts[i - 1] = i;
   int rc = transcript_run_cuts(t, ops, ctx, cuts, len ? len - 1 : 0, "byte by byte");
