@@ -53,6 +53,12 @@ size_t lsmtp__data_skip_lines(const unsigned char *s, size_t p, size_t len,
                               size_t *line_len, size_t *mark,
                               unsigned *seen_out, int *at_bol, int impl);
 
+/* ---- password file (lib/roles/authfile.c) ----
+ * The iteration count of the dummy entry that unknown users are checked
+ * against, so that they cost as much as known ones (for tests). */
+struct lsmtp_authfile;
+uint32_t lsmtp__authfile_dummy_iterations(const struct lsmtp_authfile *af);
+
 /* ---- growable byte buffer (buf.c) ---- */
 typedef struct lsmtp__buf {
   char *data;

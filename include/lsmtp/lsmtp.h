@@ -17,6 +17,8 @@
 #include <lsmtp/client.h>
 #include <lsmtp/sasl.h>
 #include <lsmtp/deliver.h>
+#include <lsmtp/sasl_server.h>
+#include <lsmtp/authfile.h>
 #include <lsmtp/net.h>
 #include <lsmtp/tls.h>
 

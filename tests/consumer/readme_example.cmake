@@ -10,7 +10,7 @@ endif()
 if(code STREQUAL "")
   message(FATAL_ERROR "no ```c block in README.md")
 endif()
-file(WRITE ${WORK_DIR}/readme_example.c "#define _DEFAULT_SOURCE 1\n${code}")
+file(WRITE ${WORK_DIR}/readme_example.c "#define _DEFAULT_SOURCE 1\n${code}\n")
 execute_process(
   COMMAND ${CC} -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror -fsyntax-only
           -I${LSMTP_SOURCE_DIR}/include ${WORK_DIR}/readme_example.c
