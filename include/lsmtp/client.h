@@ -19,6 +19,7 @@
 #include <lsmtp/address.h>
 #include <lsmtp/alloc.h>
 #include <lsmtp/export.h>
+#include <lsmtp/status.h>
 #include <lsmtp/ext.h>
 #include <lsmtp/reply.h>
 #include <lsmtp/sasl.h>

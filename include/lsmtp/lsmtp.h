@@ -19,6 +19,7 @@
 #include <lsmtp/deliver.h>
 #include <lsmtp/sasl_server.h>
 #include <lsmtp/authfile.h>
+#include <lsmtp/submit.h>
 #include <lsmtp/net.h>
 #include <lsmtp/tls.h>
 
