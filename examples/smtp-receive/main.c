@@ -1,7 +1,9 @@
 /* smtp-receive: a small SMTP/LMTP receiver built on lsmtp. It listens on
  * the given addresses, accepts mail for the listed domains (and
  * <postmaster>) and stores each message once per recipient in a Maildir,
- * or throws everything away with --sink. See docs/man/smtp-receive.1. */
+ * or throws everything away with --sink. With a certificate it offers
+ * STARTTLS (and implicit TLS on --tls-listen addresses), with a password
+ * file AUTH. See docs/man/smtp-receive.1. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -25,6 +27,10 @@ static const char usage_text[] =
     "                    [--hostname NAME] [--max-size BYTES]\n"
     "                    [--max-recipients N] [--max-clients N]\n"
     "                    [--timeout SECONDS] [--user NAME] [--lmtp] [-v]\n"
+    "                    [--tls-cert FILE --tls-key FILE [--require-tls]\n"
+    "                     [--tls-listen ADDR:PORT ...]]\n"
+    "                    [--auth-file FILE [--allow-plaintext-auth]]\n"
+    "       smtp-receive --hash-password USER   (password on standard input)\n"
     "\n"
     "  --listen ADDR:PORT    listen on ADDR (IPv4, or IPv6 in brackets:\n"
     "                        [::1]:2525); may be given more than once\n"
@@ -43,12 +49,24 @@ static const char usage_text[] =
     "                        RFC 5321 values, 2 to 10 minutes)\n"
     "  --user NAME           run as NAME after binding (needs root)\n"
     "  --lmtp                speak LMTP (RFC 2033) instead of SMTP\n"
+    "  --tls-cert FILE       certificate chain (PEM, leaf first): offer\n"
+    "                        STARTTLS; needs --tls-key\n"
+    "  --tls-key FILE        the certificate's private key (PEM)\n"
+    "  --require-tls         refuse MAIL before STARTTLS (530 5.7.0)\n"
+    "  --tls-listen ADDR:PORT  also listen with implicit TLS (RFC 8314,\n"
+    "                        \"port 465\"); may be given more than once\n"
+    "  --auth-file FILE      offer AUTH PLAIN LOGIN (under TLS) for the\n"
+    "                        users in FILE (lines from --hash-password)\n"
+    "  --allow-plaintext-auth  offer AUTH also without TLS\n"
+    "  --hash-password USER  read a password on standard input, print a\n"
+    "                        line for --auth-file, exit\n"
     "  -v, --verbose         print the protocol dialogue (-vv: debug)\n"
     "  -h, --help            print this help\n"
     "\n"
-    "Exit status: 0 after SIGTERM/SIGINT, 64 bad options, 67 unknown user,\n"
-    "69 cannot listen, 71 system error, 73 cannot create DIR, 77 cannot\n"
-    "change user.\n";
+    "Exit status: 0 after SIGTERM/SIGINT, 64 bad options, 65 bad auth file\n"
+    "or password, 66 cannot read the auth file, 67 unknown user, 69 cannot\n"
+    "listen, 71 system error, 73 cannot create DIR, 77 cannot change user,\n"
+    "78 unusable certificate or no TLS in this build.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   char msg[512];
@@ -59,7 +77,9 @@ static int usage_error(const char *fmt, const char *arg) {
 
 enum {
   OPT_LISTEN = 256, OPT_DOMAIN, OPT_MAILDIR, OPT_SINK, OPT_HOSTNAME,
-  OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP
+  OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP,
+  OPT_TLS_CERT, OPT_TLS_KEY, OPT_REQUIRE_TLS, OPT_TLS_LISTEN, OPT_AUTH_FILE,
+  OPT_ALLOW_PLAINTEXT_AUTH, OPT_HASH_PASSWORD
 };
 
 static const struct option long_options[] = {
@@ -74,6 +94,13 @@ static const struct option long_options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"user", required_argument, NULL, OPT_USER},
     {"lmtp", no_argument, NULL, OPT_LMTP},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"require-tls", no_argument, NULL, OPT_REQUIRE_TLS},
+    {"tls-listen", required_argument, NULL, OPT_TLS_LISTEN},
+    {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+    {"allow-plaintext-auth", no_argument, NULL, OPT_ALLOW_PLAINTEXT_AUTH},
+    {"hash-password", required_argument, NULL, OPT_HASH_PASSWORD},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -141,6 +168,23 @@ static int parse_options(rx_app *app, int argc, char **argv) {
         break;
       case OPT_USER: app->user = optarg; break;
       case OPT_LMTP: app->lmtp = 1; break;
+      case OPT_TLS_CERT: app->tls_cert = optarg; break;
+      case OPT_TLS_KEY: app->tls_key = optarg; break;
+      case OPT_REQUIRE_TLS: app->require_tls = 1; break;
+      case OPT_TLS_LISTEN: {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        if (lsmtp_net_addr_parse(optarg, &ss, &len) != LSMTP_OK)
+          return usage_error("--tls-listen %s: want ADDR:PORT or [IPv6]:PORT",
+                             optarg);
+        if (app->ntls_listen == RX_MAX_LISTEN)
+          return usage_error("too many --tls-listen options (at most %s)", "16");
+        app->tls_listen[app->ntls_listen++] = optarg;
+        break;
+      }
+      case OPT_AUTH_FILE: app->auth_file = optarg; break;
+      case OPT_ALLOW_PLAINTEXT_AUTH: app->allow_plaintext_auth = 1; break;
+      case OPT_HASH_PASSWORD: app->hash_password_user = optarg; break;
       case 'v': app->verbosity++; break;
       case 'h': fputs(usage_text, stdout); return EX_OK;
       case ':': return usage_error("%s needs an argument", argv[optind - 1]);
@@ -148,12 +192,14 @@ static int parse_options(rx_app *app, int argc, char **argv) {
     }
   }
   if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
-  if (app->nlisten == 0) return usage_error("%s", "--listen is required");
+  if (app->hash_password_user) return -1; /* a mode of its own */
+  if (app->nlisten == 0 && app->ntls_listen == 0)
+    return usage_error("%s", "--listen (or --tls-listen) is required");
   if (!!app->maildir == !!app->sink)
     return usage_error("%s", "give exactly one of --maildir DIR and --sink");
   if (app->maildir && app->ndomains == 0)
     return usage_error("%s", "--domain is required with --maildir");
-  return -1;
+  return rx_secure_check_options(app);
 }
 
 /* ---- logging glue ---- */
@@ -223,10 +269,15 @@ static void on_close(lsmtp_net_conn *conn, int reason, void *session_ud,
   rx_session *s = session_ud;
   lsmtp_server *srv = lsmtp_net_conn_session(conn);
   const char *helo = srv ? lsmtp_server_helo(srv) : NULL;
+  const char *tls = srv ? lsmtp_server_tls_version(srv) : NULL;
+  const char *auth = srv ? lsmtp_server_auth_id(srv) : NULL;
   cli_log(CLI_INFO,
-          "session %llu: from %s helo=%s messages=%llu duration=%llums: %s",
+          "session %llu: from %s helo=%s%s%s%s%s messages=%llu "
+          "duration=%llums: %s",
           (unsigned long long)s->id, lsmtp_net_conn_peer(conn),
-          helo ? helo : "-", (unsigned long long)s->delivered,
+          helo ? helo : "-", tls ? " tls=" : "", tls ? tls : "",
+          auth ? " auth=" : "", auth ? auth : "",
+          (unsigned long long)s->delivered,
           (unsigned long long)(now_ms() - s->started_ms),
           reason == LSMTP_OK ? "done" : lsmtp_strerror(reason));
   rx_discard(s); /* a message not acknowledged is not kept */
@@ -277,8 +328,11 @@ static int configure(rx_app *app) {
   lsmtp_server_config *cfg;
   if (lsmtp_server_config_new(&cfg, NULL) != LSMTP_OK) return EX_OSERR;
   app->cfg = cfg;
+  unsigned flags = (app->lmtp ? LSMTP_SERVER_LMTP : 0u) | rx_secure_flags(app);
   if (lsmtp_server_config_set_hostname(cfg, app->hostname) != LSMTP_OK ||
-      (app->lmtp && lsmtp_server_config_set_flags(cfg, LSMTP_SERVER_LMTP) != LSMTP_OK) ||
+      lsmtp_server_config_set_flags(cfg, flags) != LSMTP_OK ||
+      lsmtp_server_config_set_extensions(cfg, rx_secure_extensions(app)) !=
+          LSMTP_OK ||
       (app->have_max_size &&
        lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_MESSAGE_SIZE,
                                      app->max_size) != LSMTP_OK) ||
@@ -306,6 +360,7 @@ static int start_network(rx_app *app) {
   memset(&cb, 0, sizeof cb);
   cb.on_log = session_log;
   cb.on_reset = rx_on_reset;
+  if (app->authfile) cb.on_auth = rx_on_auth;
   if (app->sink) {
     cb.on_data_end = rx_sink_data_end;
   } else {
@@ -325,15 +380,25 @@ static int start_network(rx_app *app) {
       LSMTP_OK)
     return EX_OSERR;
   lsmtp_net_server_set_max_clients(app->ns, (size_t)app->max_clients);
-  for (size_t i = 0; i < app->nlisten; i++) {
+  if (app->tls) {
+    if (lsmtp_net_server_set_tls(app->ns, app->tls) != LSMTP_OK) return EX_SOFTWARE;
+    /* A client gets as long for its handshake as for a command. */
+    if (app->have_timeout)
+      lsmtp_net_server_set_tls_timeout(app->ns, (unsigned)(app->timeout_s * 1000u));
+  }
+  for (size_t i = 0; i < app->nlisten + app->ntls_listen; i++) {
+    int implicit = i >= app->nlisten;
+    const char *addr = implicit ? app->tls_listen[i - app->nlisten] : app->listen[i];
     char bound[LSMTP_NET_ADDR_MAX];
-    int rc = lsmtp_net_server_listen(app->ns, app->listen[i], bound, sizeof bound);
+    int rc = lsmtp_net_server_listen_flags(
+        app->ns, addr, implicit ? LSMTP_NET_LISTEN_TLS : 0u, bound, sizeof bound);
     if (rc != LSMTP_OK) {
-      cli_log(CLI_ERROR, "cannot listen on %s: %s", app->listen[i],
+      cli_log(CLI_ERROR, "cannot listen on %s: %s", addr,
               rc == LSMTP_ERR_IO ? strerror(errno) : lsmtp_strerror(rc));
       return EX_UNAVAILABLE;
     }
-    cli_log(CLI_INFO, "listening on %s", bound);
+    cli_log(CLI_INFO, "listening on %s%s", bound,
+            implicit ? " (implicit TLS)" : app->tls ? " (STARTTLS)" : "");
   }
   return -1;
 }
@@ -358,6 +423,7 @@ static void cleanup(rx_app *app, lsmtp_io *sigio, int sigfd) {
   lsmtp_loop_del(app->loop);
   lsmtp_maildir_ctx_del(app->mdctx);
   lsmtp_server_config_del(app->cfg);
+  rx_secure_cleanup(app);
 }
 
 int main(int argc, char **argv) {
@@ -365,11 +431,14 @@ int main(int argc, char **argv) {
   cli_log_init("smtp-receive", 0);
   int rc = parse_options(&app, argc, argv);
   if (rc >= 0) return rc;
+  if (app.hash_password_user) return rx_hash_password(app.hash_password_user);
   cli_log_init("smtp-receive", app.verbosity);
 
   lsmtp_io *sigio = NULL;
   int sigfd = -1;
-  if ((rc = configure(&app)) < 0 && (rc = start_network(&app)) < 0) {
+  /* Certificate and password file are read before privileges go. */
+  if ((rc = rx_secure_setup(&app)) < 0 && (rc = configure(&app)) < 0 &&
+      (rc = start_network(&app)) < 0) {
     /* Bound (privileged ports need root); now give root up. */
     if (app.user) rc = cli_drop_privileges(app.user);
     if (rc <= 0) rc = prepare_storage(&app);

@@ -1,6 +1,7 @@
 /* smtp-receive: state shared by its files. main.c parses options and runs
  * the loop; policy.c decides on recipients; store.c streams messages into
- * Maildirs; dialogue.c prints the -v protocol trace. */
+ * Maildirs; secure.c sets up TLS and AUTH (and --hash-password);
+ * dialogue.c prints the -v protocol trace. */
 #ifndef SMTP_RECEIVE_H
 #define SMTP_RECEIVE_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 
 #include <lsmtp/lsmtp.h>
+#include <lsmtp/authfile.h>
 #include <lsmtp/deliver.h>
 #include <lsmtp/net.h>
 #include <lsmtp/server.h>
@@ -29,11 +31,21 @@ typedef struct rx_app {
   int have_max_size, have_max_rcpts, have_timeout;
   const char *user;
   int verbosity;
+  /* TLS and AUTH (secure.c) */
+  const char *tls_listen[RX_MAX_LISTEN]; /* implicit-TLS listeners */
+  size_t ntls_listen;
+  const char *tls_cert, *tls_key;
+  int require_tls;
+  const char *auth_file;
+  int allow_plaintext_auth;
+  const char *hash_password_user; /* --hash-password mode */
 
   lsmtp_loop *loop;
   lsmtp_net_server *ns;
   lsmtp_server_config *cfg;
   lsmtp_maildir_ctx *mdctx;
+  lsmtp_tls_config *tls;   /* NULL: no STARTTLS, no --tls-listen */
+  lsmtp_authfile *authfile; /* NULL: no AUTH */
   uint64_t messages; /* accepted, all sessions */
 } rx_app;
 
@@ -75,6 +87,22 @@ void rx_on_reset(lsmtp_server *srv, int reason, void *ud);
 int rx_sink_data_end(lsmtp_server *srv, size_t rcpt_index, void *ud);
 /* Abort open deliveries and forget the recipients. */
 void rx_discard(rx_session *s);
+
+/* secure.c */
+/* Check the TLS/AUTH options together (after parsing): returns -1 to go on
+ * or an exit code (EX_USAGE, EX_CONFIG when this build has no TLS). */
+int rx_secure_check_options(const rx_app *app);
+/* Load the certificate and the password file. -1 or an exit code. */
+int rx_secure_setup(rx_app *app);
+/* The session flags and extensions the TLS/AUTH options ask for. */
+unsigned rx_secure_flags(const rx_app *app);
+unsigned rx_secure_extensions(const rx_app *app);
+void rx_secure_cleanup(rx_app *app);
+int rx_on_auth(lsmtp_server *srv, const char *mech, const char *authzid,
+               const char *authcid, const char *password, size_t password_len,
+               void *ud);
+/* --hash-password USER: read a password on stdin, print the line. */
+int rx_hash_password(const char *user);
 
 /* dialogue.c */
 rx_dialogue *rx_dialogue_new(void);

@@ -69,7 +69,14 @@ static int write_trace(rx_session *s, lsmtp_server *srv, size_t i,
   info.rcpt = lsmtp_server_rcpt(srv, i);
   info.flags = (lsmtp_server_is_esmtp(srv) ? LSMTP_TRACE_ESMTP : 0u) |
                (app->lmtp ? LSMTP_TRACE_LMTP : 0u) |
-               (s->smtputf8 ? LSMTP_TRACE_UTF8 : 0u);
+               (s->smtputf8 ? LSMTP_TRACE_UTF8 : 0u) |
+               (lsmtp_server_is_tls(srv) ? LSMTP_TRACE_TLS : 0u) |
+               (lsmtp_server_auth_id(srv) ? LSMTP_TRACE_AUTH : 0u);
+  /* "(using TLSv1.2 with cipher ...)": how the message was protected. */
+  info.tls_version = lsmtp_server_tls_version(srv);
+  info.tls_cipher = lsmtp_server_tls_cipher(srv);
+  if (info.tls_cipher && !info.tls_cipher[0]) info.tls_cipher = NULL;
+  if (info.tls_version && !info.tls_version[0]) info.tls_version = "TLS";
   info.time = now;
   info.utc_offset = utc_offset_minutes(now);
   n = lsmtp_trace_received(hdr, sizeof hdr, &info);

@@ -19,6 +19,7 @@
 #include <lsmtp/alloc.h>
 #include <lsmtp/export.h>
 #include <lsmtp/server.h>
+#include <lsmtp/tls.h>
 
 LSMTP_BEGIN_DECLS
 
@@ -203,18 +204,23 @@ typedef struct lsmtp_net_server_hooks {
                    void *user_data);
 
   /** The connection is closing; its session still exists (getters work;
-   *  it is NULL only when creating it failed) and is destroyed right after. reason: LSMTP_OK (the session ended:
-   *  QUIT, 421, ...), LSMTP_ERR_CLOSED (the client closed or reset the
-   *  connection first), LSMTP_ERR_IO (a socket error), LSMTP_ERR_TIMEOUT
-   *  (a session timeout, or the shutdown grace period and linger ran out),
-   *  LSMTP_ERR_NOMEM, or the fatal status the session returned. Free
-   *  per-session state here (and discard a message not yet acknowledged). */
+   *  it is NULL only when creating it failed) and is destroyed right
+   *  after. reason: LSMTP_OK (the session ended: QUIT, 421, ...),
+   *  LSMTP_ERR_CLOSED (the client closed or reset the connection first),
+   *  LSMTP_ERR_IO (a socket error), LSMTP_ERR_TIMEOUT (a session or TLS
+   *  handshake timeout, or the shutdown grace period and linger ran out),
+   *  LSMTP_ERR_TLS (the TLS handshake or a TLS record failed),
+   *  LSMTP_ERR_UNSUPPORTED (the session accepted STARTTLS but the net
+   *  server has no TLS configuration), LSMTP_ERR_NOMEM, or the fatal status
+   *  the session returned. Free per-session state here (and discard a
+   *  message not yet acknowledged). */
   void (*on_close)(lsmtp_net_conn *conn, int reason, void *session_user_data,
                    void *user_data);
 
   /** Protocol trace: bytes read from (from_client 1) or written to the
-   *  client, as they pass the socket. For -v style logging; NULL costs
-   *  nothing. */
+   *  client, as they pass the socket; on a TLS connection the plaintext
+   *  as it passes between the TLS filter and the session (the handshake
+   *  itself is not traced). For -v style logging; NULL costs nothing. */
   void (*on_trace)(lsmtp_net_conn *conn, int from_client, const char *data,
                    size_t len, void *user_data);
 
@@ -222,8 +228,20 @@ typedef struct lsmtp_net_server_hooks {
    *  was none). Typically calls lsmtp_loop_stop. */
   void (*on_drained)(lsmtp_net_server *ns, void *user_data);
 
+  /** A TLS handshake ended (after STARTTLS, or first thing on an
+   *  implicit-TLS listener). status is LSMTP_OK (lsmtp_net_conn_tls gives
+   *  the version and cipher; the session was told), LSMTP_ERR_TLS (the
+   *  handshake failed; message is mbedTLS's text), LSMTP_ERR_TIMEOUT (the
+   *  client did not finish it in time) or LSMTP_ERR_NOMEM. After a failure
+   *  the connection is closed right after the call (on_close follows, with
+   *  the same status). Not called when the connection ends otherwise
+   *  during the handshake (the client hangs up, a shutdown): on_close
+   *  tells. message is "" on success; valid during the call. */
+  void (*on_tls)(lsmtp_net_conn *conn, int status, const char *message,
+                 void *session_user_data, void *user_data);
+
   /** Reserved for later hooks: leave NULL. */
-  void (*reserved_[4])(void);
+  void (*reserved_[3])(void);
 } lsmtp_net_server_hooks;
 
 /** Create a net server on loop. cfg (must outlive the net server) and
@@ -258,7 +276,8 @@ LSMTP_API int lsmtp_net_server_adopt(lsmtp_net_server *ns, int fd);
 
 /** Limit concurrent connections (0: no limit; default 1000). A connection
  *  over the limit gets "421 4.7.0 Too many connections" and is closed
- *  without creating a session. */
+ *  without creating a session (on an implicit-TLS listener it is closed
+ *  without a word: its client expects a TLS handshake). */
 LSMTP_API void lsmtp_net_server_set_max_clients(lsmtp_net_server *ns,
                                                 size_t max);
 
@@ -273,6 +292,58 @@ LSMTP_API size_t lsmtp_net_server_conn_count(const lsmtp_net_server *ns);
  *  Returns LSMTP_OK or LSMTP_ERR_NOMEM. */
 LSMTP_API int lsmtp_net_server_shutdown(lsmtp_net_server *ns,
                                         unsigned grace_ms);
+
+/* ---- TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314) ---- */
+
+/** Default limit on the time a client has to complete a TLS handshake, in
+ *  ms (see lsmtp_net_server_set_tls_timeout). */
+#define LSMTP_NET_TLS_HANDSHAKE_MS 60000u
+
+/** Listener flag: implicit TLS (RFC 8314 §3, "port 465"). The TLS handshake
+ *  comes first; the session starts (greeting) once it completed, already
+ *  marked secure (lsmtp_server_tls_started). */
+#define LSMTP_NET_LISTEN_TLS 0x1u
+
+/** Give the net server a server-role TLS configuration (lsmtp_tls.h; it
+ *  must hold a certificate and key, and outlive the net server; NULL
+ *  removes it). With it, a session that accepts STARTTLS (advertise
+ *  LSMTP_EXT_STARTTLS in the session config) gets its TLS handshake: the
+ *  glue writes the 220 in the clear, throws away every byte it read but
+ *  did not feed (RFC 3207 §4.2, CVE-2011-0411), runs the handshake and
+ *  then tells the session (lsmtp_server_tls_started); from then on all
+ *  bytes pass through the filter, and an orderly close sends close_notify.
+ *  It also enables LSMTP_NET_LISTEN_TLS listeners. Connections already
+ *  open keep the configuration they started with. Returns LSMTP_OK,
+ *  LSMTP_ERR_INVALID (ns NULL) or LSMTP_ERR_STATE (after shutdown). */
+LSMTP_API int lsmtp_net_server_set_tls(lsmtp_net_server *ns,
+                                       lsmtp_tls_config *tls);
+
+/** Limit the TLS handshake to ms milliseconds (default
+ *  LSMTP_NET_TLS_HANDSHAKE_MS; 0 restores it). After STARTTLS the limit is
+ *  the smaller of this and the session's own timeout of that moment.
+ *  A client that takes longer is disconnected (nothing can be said: the
+ *  client expects TLS), reason LSMTP_ERR_TIMEOUT. */
+LSMTP_API void lsmtp_net_server_set_tls_timeout(lsmtp_net_server *ns,
+                                                unsigned ms);
+
+/** As lsmtp_net_server_listen, with LSMTP_NET_LISTEN_* flags.
+ *  LSMTP_NET_LISTEN_TLS needs lsmtp_net_server_set_tls first (else
+ *  LSMTP_ERR_STATE); unknown flags give LSMTP_ERR_INVALID. */
+LSMTP_API int lsmtp_net_server_listen_flags(lsmtp_net_server *ns,
+                                            const char *text, unsigned flags,
+                                            char *bound, size_t cap);
+
+/** As lsmtp_net_server_adopt, with LSMTP_NET_LISTEN_* flags (see
+ *  lsmtp_net_server_listen_flags). */
+LSMTP_API int lsmtp_net_server_adopt_flags(lsmtp_net_server *ns, int fd,
+                                           unsigned flags);
+
+/** The connection's TLS filter once TLS was started on it (after the 220
+ *  to STARTTLS, or from accept on an implicit-TLS listener), else NULL.
+ *  For lsmtp_tls_is_established, lsmtp_tls_version, lsmtp_tls_cipher. */
+LSMTP_API const lsmtp_tls *lsmtp_net_conn_tls(const lsmtp_net_conn *conn);
+
+/* ---- connections ---- */
 
 /** The session of a connection (NULL inside on_accept, which runs before it
  *  exists). */

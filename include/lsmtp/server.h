@@ -11,7 +11,15 @@
  *       write(fd, p, k); lsmtp_server_consume(srv, k);
  *     }
  *     if (lsmtp_server_want_close(srv)) close(fd);
+ *     if (lsmtp_server_starttls_pending(srv)) {  // after 220 to STARTTLS
+ *       drop unread input; TLS handshake;
+ *       lsmtp_server_tls_started(srv, version, cipher);
+ *     }
  *     arm_timer(lsmtp_server_timeout_ms(srv));
+ *
+ * STARTTLS (RFC 3207) and AUTH (RFC 4954) are states of the session; the
+ * TLS itself (lsmtp/tls.h) sits between the socket and the session and is
+ * the host's to run. See "STARTTLS and AUTH" in docs/server-session.md.
  */
 #ifndef LSMTP_SERVER_H
 #define LSMTP_SERVER_H
@@ -28,9 +36,14 @@ LSMTP_BEGIN_DECLS
 /* Extensions the server advertises in its EHLO/LHLO reply.           */
 
 #include <lsmtp/ext.h>
-/* STARTTLS, AUTH and REQUIRETLS are reserved: the setter accepts them but
- * they are only advertised once their hooks exist. */
-/** The default set: PIPELINING through HELP, none of the reserved ones. */
+/* LSMTP_EXT_STARTTLS is advertised after EHLO/LHLO while TLS is not active
+ * on the session (the host must be able to run the handshake: see
+ * lsmtp_server_starttls_pending). AUTH is advertised when the session has an
+ * on_auth callback (the bit itself is not needed) and the connection is
+ * secure or LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH is set. REQUIRETLS is
+ * reserved: the setter accepts it but it is not advertised. */
+/** The default set: PIPELINING through HELP; not STARTTLS (it needs a
+ *  certificate), not AUTH, not REQUIRETLS. */
 #define LSMTP_EXT_DEFAULT 0x1ffu
 
 /* ------------------------------------------------------------------ */
@@ -48,11 +61,30 @@ typedef struct lsmtp_server_config lsmtp_server_config;
 /** Do not refuse clients that talk before the greeting (by default bytes
  *  fed before lsmtp_server_start get 554 5.5.0 and the session closes). */
 #define LSMTP_SERVER_ALLOW_EARLY_TALKERS 0x4u
+/** Policy: MAIL and AUTH before TLS get 530 5.7.0 "Must issue a STARTTLS
+ *  command first" (RFC 3207 §4), and AUTH is not advertised before TLS.
+ *  Pair it with LSMTP_EXT_STARTTLS (or implicit TLS). */
+#define LSMTP_SERVER_REQUIRE_TLS 0x8u
+/** Offer AUTH (PLAIN, LOGIN: the password travels readable) also on a
+ *  connection without TLS. Off by default: then AUTH is only advertised
+ *  under TLS, and AUTH before TLS gets 538 5.7.11. */
+#define LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH 0x10u
+/** Policy (submission, RFC 6409): MAIL before a successful AUTH gets
+ *  530 5.7.0 "Authentication required". */
+#define LSMTP_SERVER_REQUIRE_AUTH 0x20u
+/** Let a client authenticate as one identity and ask to act as another
+ *  (a SASL authorization identity that differs from the authentication
+ *  identity; RFC 4422 §2). Off by default: such a request gets 535 5.7.8
+ *  without asking on_auth. With the flag, on_auth sees the authzid and
+ *  decides whether that user may act as it. */
+#define LSMTP_SERVER_ALLOW_PROXY_AUTH 0x40u
 
 /** Bounds. Set with lsmtp_server_config_set_limit. */
 typedef enum lsmtp_server_limit {
   LSMTP_SERVER_LIMIT_LINE = 0,       /* command line incl. CRLF: 2048 (512..65536) */
-  LSMTP_SERVER_LIMIT_AUTH_LINE,      /* AUTH continuation line: 12288 (later use) */
+  LSMTP_SERVER_LIMIT_AUTH_LINE,      /* AUTH continuation line incl. CRLF: 12288
+                                        (512..1048576; RFC 4954 §4); longer
+                                        lines get 500 5.5.6 */
   LSMTP_SERVER_LIMIT_TEXT_LINE,      /* DATA line counted as too long: 1000 */
   LSMTP_SERVER_LIMIT_MESSAGE_SIZE,   /* octets, advertised as SIZE: 10485760; 0 = none */
   LSMTP_SERVER_LIMIT_RECIPIENTS,     /* accepted RCPTs per message: 100 (then 452 4.5.3) */
@@ -70,7 +102,7 @@ typedef enum lsmtp_server_limit {
  *  so a host that is slower than that gives up (lsmtp_server_timeout). */
 typedef enum lsmtp_server_timeout_kind {
   LSMTP_SERVER_TIMEOUT_GREETING = 0, /* deferred on_connect: 5 min (§4.5.3.2.1) */
-  LSMTP_SERVER_TIMEOUT_MAIL,         /* deferred on_helo / on_mail: 5 min */
+  LSMTP_SERVER_TIMEOUT_MAIL,         /* deferred on_helo / on_mail / on_auth: 5 min */
   LSMTP_SERVER_TIMEOUT_RCPT,         /* deferred on_rcpt: 5 min */
   LSMTP_SERVER_TIMEOUT_DATA_INIT,    /* deferred on_data_start: 2 min */
   LSMTP_SERVER_TIMEOUT_DATA_BLOCK,   /* waiting for message bytes: 3 min */
@@ -103,9 +135,10 @@ LSMTP_API int lsmtp_server_config_set_hostname(lsmtp_server_config *cfg,
 LSMTP_API int lsmtp_server_config_set_greeting(lsmtp_server_config *cfg,
                                                const char *text);
 
-/** The LSMTP_EXT_* set to advertise (default LSMTP_EXT_DEFAULT). Reserved
- *  bits are ignored until their hooks exist; BINARYMIME is only advertised
- *  together with CHUNKING. Returns LSMTP_OK or LSMTP_ERR_INVALID. */
+/** The LSMTP_EXT_* set to advertise (default LSMTP_EXT_DEFAULT).
+ *  REQUIRETLS is accepted but not advertised yet, AUTH depends on on_auth
+ *  (see above); BINARYMIME is only advertised together with CHUNKING.
+ *  Returns LSMTP_OK or LSMTP_ERR_INVALID. */
 LSMTP_API int lsmtp_server_config_set_extensions(lsmtp_server_config *cfg,
                                                  unsigned ext);
 
@@ -163,7 +196,7 @@ typedef enum lsmtp_server_log_level {
  *  later versions start out NULL.
  *
  *  Decision callbacks (on_connect, on_helo, on_mail, on_rcpt,
- *  on_data_start, on_data_end) return:
+ *  on_data_start, on_data_end, on_auth) return:
  *   - LSMTP_OK: decided now. The reply is the default acceptance unless the
  *     callback called lsmtp_server_set_reply first; a reply code of 400 or
  *     more refuses (e.g. 550 5.7.1), and 421 also closes the session.
@@ -189,8 +222,10 @@ typedef struct lsmtp_server_callbacks {
                  void *user_data);
 
   /** MAIL FROM passed every session check (sequence, syntax, parameters
-   *  advertised, SIZE within the limit). path->is_null for "<>". Default
-   *  reply "250 2.1.0 Ok". */
+   *  advertised, SIZE within the limit, the TLS/AUTH policies).
+   *  path->is_null for "<>". params->auth (AUTH=, RFC 4954 §5) is accepted
+   *  when AUTH is offered but only passed on after a successful AUTH;
+   *  otherwise it is ignored (ptr NULL). Default reply "250 2.1.0 Ok". */
   int (*on_mail)(lsmtp_server *srv, const lsmtp_path *path,
                  const lsmtp_mail_params *params, void *user_data);
 
@@ -242,8 +277,26 @@ typedef struct lsmtp_server_callbacks {
   void (*on_log)(lsmtp_server *srv, lsmtp_server_log_level level,
                  const char *message, void *user_data);
 
-  /** Reserved for STARTTLS and AUTH hooks of later versions: leave NULL. */
-  void (*reserved_[8])(void);
+  /** AUTH (RFC 4954): the client completed a SASL exchange (PLAIN or
+   *  LOGIN) and the host decides whether the credentials are right.
+   *  Non-NULL means AUTH is offered (see LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH).
+   *  mech is "PLAIN" or "LOGIN"; authzid is the identity the client asks to
+   *  act as ("" when none; with a non-empty authzid other than authcid only
+   *  when LSMTP_SERVER_ALLOW_PROXY_AUTH is set); authcid is the user name;
+   *  password[0..password_len) the password (also NUL-terminated). All are
+   *  well-formed UTF-8 without NUL. The password is wiped as soon as the
+   *  callback returns: a host that defers must copy it (and wipe its copy).
+   *  A decision callback (see above) with two extra returns: LSMTP_ERR_AUTH
+   *  refuses with 535 5.7.8 and LSMTP_ERR_TEMPFAIL with 454 4.7.0, without
+   *  aborting. Default acceptance "235 2.7.0 Authentication successful";
+   *  refuse with a 535 5.7.8 (wrong credentials, counted toward
+   *  LSMTP_SERVER_LIMIT_ERRORS) or 454 4.7.0 reply. */
+  int (*on_auth)(lsmtp_server *srv, const char *mech, const char *authzid,
+                 const char *authcid, const char *password, size_t password_len,
+                 void *user_data);
+
+  /** Reserved for hooks of later versions: leave NULL. */
+  void (*reserved_[7])(void);
 } lsmtp_server_callbacks;
 
 /** Create a session. cfg must outlive it; callbacks (may be NULL) are
@@ -273,7 +326,10 @@ LSMTP_API int lsmtp_server_start(lsmtp_server *srv);
  *     lsmtp_server_answer), on_data_chunk paused (lsmtp_server_resume),
  *     the pending output reached LSMTP_SERVER_LIMIT_OUTPUT (write and
  *     lsmtp_server_consume), or the greeting was not sent yet and early
- *     talkers are allowed; stop reading the socket until then;
+ *     talkers are allowed; stop reading the socket until then. Also
+ *     returned when STARTTLS was accepted (lsmtp_server_starttls_pending):
+ *     then everything after the STARTTLS line was consumed and thrown
+ *     away, and so is anything fed until lsmtp_server_tls_started;
  *   - LSMTP_DONE: the session is over (want_close): write what is pending,
  *     then close; nothing more is consumed;
  *   - a fatal status (LSMTP_ERR_NOMEM, LSMTP_ERR_ABORTED, then
@@ -304,14 +360,17 @@ LSMTP_API unsigned lsmtp_server_timeout_ms(const lsmtp_server *srv);
 
 /** The state's timer expired: queues "421 4.4.2 <host> Error: timeout
  *  exceeded", resets any transaction (on_reset LSMTP_ERR_TIMEOUT), drops a
- *  pending decision and closes. Returns LSMTP_OK, or LSMTP_ERR_STATE when
+ *  pending decision and closes. While the TLS handshake is pending nothing
+ *  is queued (the client expects TLS, not a plaintext reply): it closes. Returns LSMTP_OK, or LSMTP_ERR_STATE when
  *  already closing. */
 LSMTP_API int lsmtp_server_timeout(lsmtp_server *srv);
 
 /** Ask the session to end gracefully: "421 4.3.2 <host> Service shutting
  *  down" is queued at the next command boundary, i.e. now when waiting for
- *  a command, otherwise after the current command or message got its reply
- *  (a message being received is finished and decided first). Returns
+ *  a command (also inside an AUTH exchange, which is abandoned), otherwise
+ *  after the current command or message got its reply (a message being
+ *  received is finished and decided first; after STARTTLS, once
+ *  lsmtp_server_tls_started was called, so the 421 goes out encrypted). Returns
  *  LSMTP_OK (also when already closing), or LSMTP_ERR_STATE when called
  *  from inside a callback. */
 LSMTP_API int lsmtp_server_shutdown(lsmtp_server *srv);
@@ -341,6 +400,64 @@ LSMTP_API int lsmtp_server_set_reply(lsmtp_server *srv, int code,
  *  the input again. Returns LSMTP_OK, LSMTP_PAUSED (paused again or a
  *  decision deferred), LSMTP_ERR_STATE (not paused) or a fatal status. */
 LSMTP_API int lsmtp_server_resume(lsmtp_server *srv);
+
+/* ---- TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS) ---- */
+
+/** Non-zero from the moment the session accepted STARTTLS ("220 2.0.0
+ *  Ready to start TLS" is pending output) until lsmtp_server_tls_started.
+ *  The host then: writes the pending output in the clear; throws away any
+ *  input it read but did not feed (the session already threw away what it
+ *  was fed after the STARTTLS line: RFC 3207 §4.2, CVE-2011-0411); runs the
+ *  TLS handshake on the connection (lsmtp_tls_*); and calls
+ *  lsmtp_server_tls_started. From then on every byte in and out goes
+ *  through TLS. If the handshake fails, close the connection and
+ *  lsmtp_server_del the session (nothing more can be said in the clear). */
+LSMTP_API int lsmtp_server_starttls_pending(const lsmtp_server *srv);
+
+/** TLS is up on the connection. Call it either (a) after STARTTLS, when
+ *  lsmtp_server_starttls_pending and the handshake completed, or (b) before
+ *  lsmtp_server_start for implicit TLS (port 465, RFC 8314), after the
+ *  handshake. version and cipher (e.g. lsmtp_tls_version / lsmtp_tls_cipher;
+ *  NULL for unknown) are copied for logs and Received: fields (at most 63
+ *  octets each; control bytes, spaces and parentheses become '?').
+ *  After STARTTLS the session forgets what it knew (RFC 3207 §4.2): the
+ *  HELO/EHLO name, any AUTH; the client must send EHLO again (MAIL gets
+ *  503 until then), and STARTTLS is neither advertised nor accepted again.
+ *  Returns LSMTP_OK, LSMTP_ERR_STATE (no STARTTLS pending and the session
+ *  already started, TLS already active, or called from a callback),
+ *  LSMTP_ERR_INVALID or a fatal status. */
+LSMTP_API int lsmtp_server_tls_started(lsmtp_server *srv, const char *version,
+                                       const char *cipher);
+
+/** Non-zero once TLS is active (lsmtp_server_tls_started was called). */
+LSMTP_API int lsmtp_server_is_tls(const lsmtp_server *srv);
+
+/** The TLS version and cipher given to lsmtp_server_tls_started ("" when
+ *  unknown), or NULL without TLS. */
+LSMTP_API const char *lsmtp_server_tls_version(const lsmtp_server *srv);
+LSMTP_API const char *lsmtp_server_tls_cipher(const lsmtp_server *srv);
+
+/** Octets the client sent after STARTTLS that were thrown away unread
+ *  (plaintext pipelined behind STARTTLS: an injection attempt or a broken
+ *  client). Each discard is also logged (LSMTP_SERVER_LOG_WARN). */
+LSMTP_API uint64_t lsmtp_server_discarded(const lsmtp_server *srv);
+
+/* ---- AUTH (RFC 4954) ---- */
+
+/** The authentication identity (user name) of a successful AUTH, or NULL
+ *  before one (and again after STARTTLS, which forgets it). */
+LSMTP_API const char *lsmtp_server_auth_id(const lsmtp_server *srv);
+
+/** The authorization identity of a successful AUTH: the identity the
+ *  client acts as, "" when it asked for none (act as lsmtp_server_auth_id);
+ *  NULL before a successful AUTH. */
+LSMTP_API const char *lsmtp_server_auth_authzid(const lsmtp_server *srv);
+
+/** The "with" keyword for a Received: field (RFC 3848, RFC 6531) of the
+ *  current transaction: "SMTP", "ESMTP", "ESMTPS" (TLS), "ESMTPA" (AUTH),
+ *  "ESMTPSA", the "LMTP..." forms in LMTP mode, and "UTF8SMTP..." /
+ *  "UTF8LMTP..." when MAIL had SMTPUTF8. Static string. */
+LSMTP_API const char *lsmtp_server_protocol(const lsmtp_server *srv);
 
 /* ---- Getters: valid between calls; strings NUL-terminated, owned by the
  * session, valid until the next feed/answer/resume/timeout/del. ---- */

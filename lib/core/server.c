@@ -37,6 +37,7 @@ int lsmtp_server_new(lsmtp_server **out, const lsmtp_server_config *cfg,
 
 void lsmtp_server_del(lsmtp_server *srv) {
   if (!srv) return;
+  lsmtp_sasl_server_del(srv->sasl); /* wipes what the client sent */
   lsmtp_data_decoder_del(srv->dec);
   lsmtp__line_free(&srv->lines);
   lsmtp__buf_free(&srv->out);
@@ -47,9 +48,7 @@ void lsmtp_server_del(lsmtp_server *srv) {
   lsmtp__free(srv->alloc, srv);
 }
 
-/* The status a call returns once the session turned fatal: the cause the
- * first time, LSMTP_ERR_FATAL afterwards. */
-static int fatal_status(lsmtp_server *s) {
+int lsmtp__srv_fatal_status(lsmtp_server *s) {
   if (s->fatal_reported) return LSMTP_ERR_FATAL;
   s->fatal_reported = 1;
   return s->fatal;
@@ -102,21 +101,34 @@ static int run(lsmtp_server *s, const char *data, size_t len, size_t *consumed) 
       off += lsmtp__srv_step_bdat(s, data + off, len - off);
     } else if (s->phase == SRV_DATA_END) {
       lsmtp__srv_step_data_end(s);
+    } else if (s->phase == SRV_AUTH) {
+      if (s->shutdown_req) { /* waiting for the client counts as idle */
+        lsmtp__srv_auth_end(s);
+        continue;
+      }
+      if (off == len) break;
+      if (s->out.len >= lsmtp__srv_limit(s, LSMTP_SERVER_LIMIT_OUTPUT)) break;
+      off += lsmtp__srv_step_auth(s, data + off, len - off);
+    } else if (s->phase == SRV_STARTTLS) {
+      if (off < len) off += lsmtp__srv_step_starttls(s, len - off);
+      break;
     } else {
       break; /* SRV_INIT, SRV_CLOSED */
     }
   }
   s->busy = 0;
   if (consumed) *consumed = off;
-  if (s->fatal) return fatal_status(s);
+  if (s->fatal) return lsmtp__srv_fatal_status(s);
   if (s->want_close) return LSMTP_DONE;
-  if (s->pending || s->paused || off < len) return LSMTP_PAUSED;
+  /* After STARTTLS the host has to run the handshake before anything else. */
+  if (s->pending || s->paused || off < len || s->phase == SRV_STARTTLS)
+    return LSMTP_PAUSED;
   return LSMTP_OK;
 }
 
 int lsmtp_server_start(lsmtp_server *srv) {
   if (!srv) return LSMTP_ERR_INVALID;
-  if (srv->fatal) return fatal_status(srv);
+  if (srv->fatal) return lsmtp__srv_fatal_status(srv);
   if (srv->busy) return LSMTP_ERR_STATE;
   if (srv->started) return LSMTP_ERR_STATE;
   srv->started = 1;
@@ -133,7 +145,7 @@ int lsmtp_server_feed(lsmtp_server *srv, const char *data, size_t len,
                       size_t *consumed) {
   if (consumed) *consumed = 0;
   if (!srv || !consumed || (!data && len)) return LSMTP_ERR_INVALID;
-  if (srv->fatal) return fatal_status(srv);
+  if (srv->fatal) return lsmtp__srv_fatal_status(srv);
   if (srv->busy) return LSMTP_ERR_STATE;
   if (srv->want_close) return LSMTP_DONE;
   if (!srv->started) {
@@ -145,7 +157,7 @@ int lsmtp_server_feed(lsmtp_server *srv, const char *data, size_t len,
     lsmtp__srv_log(srv, LSMTP_SERVER_LOG_WARN, "client talked before the greeting");
     lsmtp__srv_reply(srv, 554, "5.5.0", "Error: talking before the greeting");
     lsmtp__srv_close(srv);
-    return srv->fatal ? fatal_status(srv) : LSMTP_DONE;
+    return srv->fatal ? lsmtp__srv_fatal_status(srv) : LSMTP_DONE;
   }
   return run(srv, data, len, consumed);
 }
@@ -175,7 +187,8 @@ unsigned lsmtp_server_timeout_ms(const lsmtp_server *srv) {
   switch (srv->pending) {
   case DEC_CONNECT: return t[LSMTP_SERVER_TIMEOUT_GREETING];
   case DEC_HELO:
-  case DEC_MAIL: return t[LSMTP_SERVER_TIMEOUT_MAIL];
+  case DEC_MAIL:
+  case DEC_AUTH: return t[LSMTP_SERVER_TIMEOUT_MAIL];
   case DEC_RCPT: return t[LSMTP_SERVER_TIMEOUT_RCPT];
   case DEC_DATA_START:
   case DEC_BDAT_START: return t[LSMTP_SERVER_TIMEOUT_DATA_INIT];
@@ -194,8 +207,12 @@ int lsmtp_server_timeout(lsmtp_server *srv) {
   srv->pending = DEC_NONE;
   srv->paused = 0;
   lsmtp__srv_log(srv, LSMTP_SERVER_LOG_WARN, "timeout");
+  if (srv->phase == SRV_STARTTLS) { /* the client expects TLS, not text */
+    lsmtp__srv_close(srv);
+    return LSMTP_OK;
+  }
   lsmtp__srv_close_421(srv, "4.4.2", "Error: timeout exceeded", LSMTP_ERR_TIMEOUT);
-  return srv->fatal ? fatal_status(srv) : LSMTP_OK;
+  return srv->fatal ? lsmtp__srv_fatal_status(srv) : LSMTP_OK;
 }
 
 int lsmtp_server_shutdown(lsmtp_server *srv) {
@@ -226,7 +243,7 @@ int lsmtp_server_set_reply(lsmtp_server *srv, int code, const char *enhanced,
 int lsmtp_server_answer(lsmtp_server *srv, int code, const char *enhanced,
                         const char *text) {
   if (!srv) return LSMTP_ERR_INVALID;
-  if (srv->fatal) return fatal_status(srv);
+  if (srv->fatal) return lsmtp__srv_fatal_status(srv);
   if (srv->busy || srv->pending == DEC_NONE) return LSMTP_ERR_STATE;
   enum srv_decision d = srv->pending;
   srv->ov_set = 0;
@@ -245,7 +262,7 @@ int lsmtp_server_answer(lsmtp_server *srv, int code, const char *enhanced,
 
 int lsmtp_server_resume(lsmtp_server *srv) {
   if (!srv) return LSMTP_ERR_INVALID;
-  if (srv->fatal) return fatal_status(srv);
+  if (srv->fatal) return lsmtp__srv_fatal_status(srv);
   if (srv->busy || !srv->paused) return LSMTP_ERR_STATE;
   srv->paused = 0;
   int rc = run(srv, NULL, 0, NULL);
@@ -287,4 +304,20 @@ unsigned lsmtp_server_data_seen(const lsmtp_server *srv) {
 
 uint64_t lsmtp_server_message_count(const lsmtp_server *srv) {
   return srv ? srv->messages : 0;
+}
+
+const char *lsmtp_server_protocol(const lsmtp_server *srv) {
+  /* [LMTP][UTF8][TLS][AUTH] (RFC 3848, RFC 6531 §3.7.3). */
+  static const char *const names[2][2][2][2] = {
+      {{{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+       {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}}},
+      {{{"LMTP", "LMTPA"}, {"LMTPS", "LMTPSA"}},
+       {{"UTF8LMTP", "UTF8LMTPA"}, {"UTF8LMTPS", "UTF8LMTPSA"}}}};
+  if (!srv) return "SMTP";
+  int lmtp = (srv->cfg->flags & LSMTP_SERVER_LMTP) != 0;
+  int utf8 = srv->in_tx && srv->tx_utf8;
+  int tls = srv->tls != 0, auth = srv->authed != 0;
+  /* TLS, AUTH and SMTPUTF8 all need EHLO; plain HELO is "SMTP". */
+  if (!lmtp && !utf8 && !tls && !auth && !(srv->have_helo && srv->esmtp)) return "SMTP";
+  return names[lmtp][utf8][tls][auth];
 }

@@ -85,6 +85,12 @@ static void ehlo_reply(lsmtp_server *s) {
   if (ext & LSMTP_EXT_CHUNKING) ADD_("\nCHUNKING");
   if (ext & LSMTP_EXT_BINARYMIME) ADD_("\nBINARYMIME");
   if (ext & LSMTP_EXT_DSN) ADD_("\nDSN");
+  if (ext & LSMTP_EXT_STARTTLS) ADD_("\nSTARTTLS");
+  if (ext & LSMTP_EXT_AUTH) {
+    char mechs[64];
+    lsmtp__srv_auth_mechs(mechs, sizeof mechs);
+    ADD_("\nAUTH %s", mechs);
+  }
   if (ext & LSMTP_EXT_HELP) ADD_("\nHELP");
 #undef ADD_
   lsmtp__srv_reply(s, 250, NULL, text);
@@ -157,13 +163,20 @@ static int mail_params_offered(const lsmtp_server *s,
       !(ext & LSMTP_EXT_8BITMIME))
     return 0;
   if ((p->ret != LSMTP_RET_NONE || p->envid.ptr) && !(ext & LSMTP_EXT_DSN)) return 0;
-  if (p->auth.ptr || p->requiretls) return 0; /* AUTH, REQUIRETLS: not offered */
+  if (p->auth.ptr && !(ext & LSMTP_EXT_AUTH)) return 0;
+  if (p->requiretls) return 0; /* REQUIRETLS: not offered */
   return 1;
 }
 
 static void cmd_mail(lsmtp_server *s, const lsmtp_cmd *cmd) {
   if (!s->have_helo) {
     lsmtp__srv_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+    return;
+  }
+  if (lsmtp__srv_need_tls(s)) return;
+  if ((s->cfg->flags & LSMTP_SERVER_REQUIRE_AUTH) && !s->authed) {
+    lsmtp__srv_reply(s, 530, "5.7.0", "Authentication required");
+    s->errors++;
     return;
   }
   if (s->in_tx) {
@@ -218,6 +231,12 @@ static void cmd_mail(lsmtp_server *s, const lsmtp_cmd *cmd) {
   if (path.mailbox_len > SRV_BOX_MAX) {
     lsmtp__srv_reply(s, 501, "5.1.7", "Error: sender address too long");
     return;
+  }
+  /* RFC 4954 §5: AUTH= from a client that has not authenticated is
+   * treated as AUTH=<>; the host never sees an identity nobody vouched for. */
+  if (!s->authed) {
+    params.auth.ptr = NULL;
+    params.auth.len = 0;
   }
   if (path.mailbox_len) memcpy(s->pend_box, path.mailbox, path.mailbox_len);
   s->pend_box[path.mailbox_len] = '\0';
@@ -420,13 +439,8 @@ void lsmtp__srv_command(lsmtp_server *s, const char *line, size_t len) {
     else
       lsmtp__srv_reply(s, 502, "5.5.1", "Error: command not implemented");
     break;
-  case LSMTP_VERB_STARTTLS:
-    if (cmd.arg_len) cmd_no_arg(s, &cmd);
-    else lsmtp__srv_reply(s, 502, "5.5.1", "Error: command not implemented");
-    break;
-  case LSMTP_VERB_AUTH:
-    lsmtp__srv_reply(s, 502, "5.5.1", "Error: command not implemented");
-    break;
+  case LSMTP_VERB_STARTTLS: lsmtp__srv_cmd_starttls(s, &cmd); break;
+  case LSMTP_VERB_AUTH: lsmtp__srv_cmd_auth(s, &cmd); break;
   case LSMTP_VERB_UNKNOWN:
   default:
     lsmtp__srv_reply(s, 500, "5.5.1", "Error: command not recognized");

@@ -95,7 +95,9 @@ int lsmtp_server_config_set_extensions(lsmtp_server_config *cfg, unsigned ext) {
 
 int lsmtp_server_config_set_flags(lsmtp_server_config *cfg, unsigned flags) {
   const unsigned known = LSMTP_SERVER_LMTP | LSMTP_SERVER_NORMALIZE_EOL |
-                         LSMTP_SERVER_ALLOW_EARLY_TALKERS;
+                         LSMTP_SERVER_ALLOW_EARLY_TALKERS | LSMTP_SERVER_REQUIRE_TLS |
+                         LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH | LSMTP_SERVER_REQUIRE_AUTH |
+                         LSMTP_SERVER_ALLOW_PROXY_AUTH;
   if (!cfg || (flags & ~known)) return LSMTP_ERR_INVALID;
   cfg->flags = flags;
   return LSMTP_OK;
@@ -161,5 +163,8 @@ unsigned lsmtp__srv_offered(const lsmtp_server *s) {
   unsigned ext = s->cfg->ext & LSMTP_EXT_DEFAULT;
   /* RFC 3030: BINARYMIME only makes sense with BDAT. */
   if (!(ext & LSMTP_EXT_CHUNKING)) ext &= ~LSMTP_EXT_BINARYMIME;
+  /* RFC 3207 §4.2: not offered again once TLS is up. */
+  if ((s->cfg->ext & LSMTP_EXT_STARTTLS) && !s->tls) ext |= LSMTP_EXT_STARTTLS;
+  if (lsmtp__srv_auth_offered(s)) ext |= LSMTP_EXT_AUTH;
   return ext;
 }

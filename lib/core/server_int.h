@@ -1,12 +1,14 @@
 /* Private state of the server session, shared by server.c (lifecycle, I/O
  * and the input loop), server_config.c, server_reply.c (replies, logging,
- * decisions), server_cmd.c (commands) and server_data.c (DATA and BDAT). */
+ * decisions), server_cmd.c (commands), server_data.c (DATA and BDAT),
+ * server_tls.c (STARTTLS) and server_auth.c (AUTH). */
 #ifndef LSMTP_SERVER_INT_H
 #define LSMTP_SERVER_INT_H
 
 #include <stdarg.h>
 
 #include "internal.h"
+#include <lsmtp/sasl_server.h>
 #include <lsmtp/server.h>
 
 struct lsmtp_server_config {
@@ -26,6 +28,9 @@ enum srv_phase {
   SRV_DATA,     /* reading DATA content up to CRLF.CRLF */
   SRV_BDAT,     /* reading (or discarding) a BDAT chunk */
   SRV_DATA_END, /* message complete: asking on_data_end (once, or per rcpt) */
+  SRV_STARTTLS, /* 220 to STARTTLS sent: input is thrown away until the host
+                   says TLS is up */
+  SRV_AUTH,     /* inside an AUTH exchange: reading continuation lines */
   SRV_CLOSED
 };
 
@@ -38,12 +43,15 @@ enum srv_decision {
   DEC_RCPT,
   DEC_DATA_START,
   DEC_BDAT_START,
-  DEC_DATA_END
+  DEC_DATA_END,
+  DEC_AUTH
 };
 
 #define SRV_BOX_MAX 320  /* a mailbox: 64 + "@" + 255, with room */
 #define SRV_NAME_MAX 260 /* a HELO domain or address literal */
 #define SRV_TEXT_MAX 1024
+#define SRV_TLS_NAME_MAX 63 /* TLS version / cipher names we keep */
+#define SRV_AUTH_ID_MAX 255 /* LSMTP_SASL_SERVER_AUTHCID_MAX / _AUTHZID_MAX */
 
 struct lsmtp_server {
   const lsmtp_server_config *cfg;
@@ -85,6 +93,22 @@ struct lsmtp_server {
   unsigned errors, junk;
   uint64_t messages;
 
+  /* TLS (server_tls.c). */
+  unsigned char tls;
+  char tls_version[SRV_TLS_NAME_MAX + 1];
+  char tls_cipher[SRV_TLS_NAME_MAX + 1];
+  uint64_t discarded; /* plaintext octets thrown away after STARTTLS */
+
+  /* AUTH (server_auth.c). */
+  lsmtp_sasl_server *sasl; /* the exchange in progress, NULL otherwise */
+  unsigned char authed;
+  char auth_id[SRV_AUTH_ID_MAX + 1];
+  char authz_id[SRV_AUTH_ID_MAX + 1];
+  /* Identities of the exchange the host is deciding (the password is never
+   * kept beyond the on_auth call). */
+  char pend_authcid[SRV_AUTH_ID_MAX + 1];
+  char pend_authzid[SRV_AUTH_ID_MAX + 1];
+
   /* Transaction. */
   unsigned char in_tx, tx_utf8, bdat_used, bdat_failed;
   lsmtp_body tx_body;
@@ -104,6 +128,11 @@ struct lsmtp_server {
   uint64_t chunk_size, chunk_left;
   unsigned char chunk_last, chunk_discard;
 };
+
+/* ---- server.c ---- */
+/* The status a call returns once the session turned fatal: the cause the
+ * first time, LSMTP_ERR_FATAL afterwards. */
+int lsmtp__srv_fatal_status(lsmtp_server *s);
 
 /* ---- server_config.c ---- */
 uint64_t lsmtp__srv_limit(const lsmtp_server *s, lsmtp_server_limit which);
@@ -160,6 +189,28 @@ void lsmtp__srv_finish_rcpt(lsmtp_server *s);
 void lsmtp__srv_reset_tx(lsmtp_server *s, int reason);
 /* Forget the transaction (the host already knows it ended). */
 void lsmtp__srv_clear_tx(lsmtp_server *s);
+
+/* ---- server_tls.c ---- */
+void lsmtp__srv_cmd_starttls(lsmtp_server *s, const lsmtp_cmd *cmd);
+/* Input while the handshake is pending: all of it is thrown away. */
+size_t lsmtp__srv_step_starttls(lsmtp_server *s, size_t n);
+/* RFC 3207 §4.1: MAIL/AUTH refused under LSMTP_SERVER_REQUIRE_TLS before
+ * TLS. Queues 530 5.7.0 (counted as an error) and returns 1 when it
+ * refused. */
+int lsmtp__srv_need_tls(lsmtp_server *s);
+
+/* ---- server_auth.c ---- */
+/* AUTH may be used now: a callback, EHLO, and TLS or plaintext allowed. */
+int lsmtp__srv_auth_offered(const lsmtp_server *s);
+/* The mechanisms for "250-AUTH ..." ("PLAIN LOGIN"). */
+void lsmtp__srv_auth_mechs(char *out, size_t cap);
+void lsmtp__srv_cmd_auth(lsmtp_server *s, const lsmtp_cmd *cmd);
+size_t lsmtp__srv_step_auth(lsmtp_server *s, const char *p, size_t n);
+void lsmtp__srv_finish_auth(lsmtp_server *s);
+/* Abandon an exchange in progress (wipes it); back to command lines. */
+void lsmtp__srv_auth_end(lsmtp_server *s);
+/* Forget a successful AUTH (STARTTLS). */
+void lsmtp__srv_auth_forget(lsmtp_server *s);
 
 /* ---- server_data.c ---- */
 void lsmtp__srv_cmd_data(lsmtp_server *s, const lsmtp_cmd *cmd);

@@ -17,6 +17,8 @@ void lsmtp__srv_log(lsmtp_server *s, lsmtp_server_log_level level,
 }
 
 void lsmtp__srv_fail(lsmtp_server *s, int status) {
+  lsmtp_sasl_server_del(s->sasl);
+  s->sasl = NULL;
   if (!s->fatal) {
     s->fatal = status;
     lsmtp__srv_log(s, LSMTP_SERVER_LOG_ERROR, "session failed: %s",
@@ -70,6 +72,8 @@ void lsmtp__srv_reply(lsmtp_server *s, int code, const char *enhanced,
 
 void lsmtp__srv_close(lsmtp_server *s) {
   lsmtp__srv_reset_tx(s, LSMTP_ERR_CLOSED);
+  lsmtp_sasl_server_del(s->sasl); /* an AUTH exchange in progress */
+  s->sasl = NULL;
   s->want_close = 1;
   s->phase = SRV_CLOSED;
   s->pending = DEC_NONE;
@@ -175,6 +179,7 @@ void lsmtp__srv_finish(lsmtp_server *s, enum srv_decision d) {
   case DEC_DATA_START: lsmtp__srv_finish_data_start(s); break;
   case DEC_BDAT_START: lsmtp__srv_finish_bdat_start(s); break;
   case DEC_DATA_END: lsmtp__srv_finish_data_end(s); break;
+  case DEC_AUTH: lsmtp__srv_finish_auth(s); break;
   case DEC_NONE: break;
   }
   s->ov_set = 0;

@@ -3,7 +3,8 @@
  * by all connections (64 KiB at a time), feeds the session straight from
  * it, keeps only what the session could not take yet, writes everything
  * the session has pending in one send, and arms one timer per connection
- * from the session's timeout. */
+ * from the session's timeout. Connections with TLS (STARTTLS, implicit
+ * TLS) route their bytes through the filter in server_tls.c. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* accept4: non-blocking and close-on-exec in one call */
 #endif
@@ -14,74 +15,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net_int.h"
+#include "server_int.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 #define ACCEPT_RETRY_MS 100 /* pause after EMFILE and friends */
 #define DEFAULT_MAX_CLIENTS 1000
 static const char too_many[] = "421 4.7.0 Too many connections\r\n";
 
-typedef struct listener {
-  lsmtp_io io;
-  int fd;
-  const lsmtp_allocator *alloc;
-  lsmtp_net_server *ns;
-  struct listener *next;
-  lsmtp__deferred free_node;
-} listener;
-
-struct lsmtp_net_conn {
-  lsmtp_net_server *ns;
-  const lsmtp_allocator *alloc;
-  lsmtp_server *session;
-  void *session_ud;
-  lsmtp_io io;
-  int fd;
-  lsmtp_timer timer;    /* session timeout, then linger on close */
-  lsmtp_timer kick;     /* zero-delay service after lsmtp_net_conn_kick */
-  uint64_t deadline;    /* session deadline (0: none); timer may be earlier */
-  lsmtp__buf inbuf;     /* input the session has not consumed yet */
-  uint64_t id;
-  int close_reason;     /* reason for on_close once the session ends */
-  unsigned char closing;   /* session over: flush, then close */
-  unsigned char closed;
-  unsigned char peer_eof;
-  unsigned char lingering; /* the timer is the forced-close deadline */
-  unsigned char hooked;    /* on_accept said yes: on_close is owed */
-  struct sockaddr_storage peer_ss;
-  socklen_t peer_len;
-  char peer[LSMTP_NET_ADDR_MAX];
-  char local[LSMTP_NET_ADDR_MAX];
-  lsmtp_net_conn *prev, *next;
-  lsmtp__deferred free_node;
-};
-
-enum { STAGE_RUNNING = 0, STAGE_GRACE, STAGE_TOLD, STAGE_FORCED };
-
-struct lsmtp_net_server {
-  lsmtp_loop *loop;
-  const lsmtp_server_config *cfg;
-  lsmtp_server_callbacks callbacks;
-  lsmtp_net_server_hooks hooks;
-  void *user_data;
-  listener *listeners;
-  lsmtp_net_conn *conns;
-  size_t nconns;
-  size_t max_clients;
-  uint64_t next_id;
-  char *rbuf; /* LSMTP_NET_READ_CHUNK bytes shared by all connections */
-  lsmtp_timer stage_timer;  /* end of grace, end of linger */
-  lsmtp_timer drain_timer;  /* calls on_drained from the loop */
-  lsmtp_timer accept_timer; /* resumes accepting after EMFILE */
-  int stage;
-  unsigned char drained;
-};
-
 static void conn_service(lsmtp_net_conn *c);
 
 /* ---- small helpers ---- */
 
-static void trace(lsmtp_net_conn *c, int from_client, const char *p, size_t n) {
+void lsmtp__conn_trace(lsmtp_net_conn *c, int from_client, const char *p,
+                       size_t n) {
   if (c->ns->hooks.on_trace)
     c->ns->hooks.on_trace(c, from_client, p, n, c->ns->user_data);
 }
@@ -106,7 +52,7 @@ static void maybe_drained(lsmtp_net_server *ns) {
   }
 }
 
-static void conn_close(lsmtp_net_conn *c, int reason) {
+void lsmtp__conn_close(lsmtp_net_conn *c, int reason) {
   if (c->closed) return;
   lsmtp_net_server *ns = c->ns;
   c->closed = 1;
@@ -121,7 +67,10 @@ static void conn_close(lsmtp_net_conn *c, int reason) {
     ns->hooks.on_close(c, reason, c->session_ud, ns->user_data);
   lsmtp_server_del(c->session);
   c->session = NULL;
+  lsmtp_tls_del(c->tls);
+  c->tls = NULL;
   lsmtp__buf_free(&c->inbuf);
+  lsmtp__buf_free(&c->cin);
   if (c->prev) c->prev->next = c->next;
   else ns->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -130,8 +79,7 @@ static void conn_close(lsmtp_net_conn *c, int reason) {
   maybe_drained(ns);
 }
 
-/* Record what a feed/answer/timeout call returned. */
-static void note_status(lsmtp_net_conn *c, int rc) {
+void lsmtp__conn_note(lsmtp_net_conn *c, int rc) {
   if (rc < 0) {
     if (c->close_reason == LSMTP_OK) c->close_reason = rc;
     c->closing = 1;
@@ -142,25 +90,74 @@ static void note_status(lsmtp_net_conn *c, int rc) {
   }
 }
 
+/* The session accepted STARTTLS: whatever was read but not fed is
+ * plaintext sent before TLS and must never reach the session
+ * (RFC 3207 §4.2, CVE-2011-0411), so it is dropped here, together with
+ * `extra` octets of the current read that were not kept. */
+static void conn_start_tls_after_220(lsmtp_net_conn *c, size_t extra) {
+  size_t dropped = c->inbuf.len + extra;
+  lsmtp__buf_consume(&c->inbuf, c->inbuf.len);
+  if (dropped)
+    lsmtp__log(c->ns->loop, LSMTP_NET_LOG_WARN,
+               "conn %llu %s: dropped %zu plaintext octet(s) sent after "
+               "STARTTLS",
+               (unsigned long long)c->id, c->peer, dropped);
+  lsmtp__conn_tls_begin(c, 0);
+}
+
+static int starttls_accepted(const lsmtp_net_conn *c) {
+  return !c->closed && !c->tls && lsmtp_server_starttls_pending(c->session);
+}
+
+void lsmtp__conn_feed(lsmtp_net_conn *c, const char *p, size_t n) {
+  size_t used = 0;
+  int rc = lsmtp_server_feed(c->session, p, n, &used);
+  lsmtp__conn_note(c, rc);
+  if (starttls_accepted(c)) {
+    conn_start_tls_after_220(c, n - used);
+    return;
+  }
+  if (used < n && !c->closing &&
+      lsmtp__buf_append(&c->inbuf, p + used, n - used) != LSMTP_OK)
+    lsmtp__conn_close(c, LSMTP_ERR_NOMEM);
+}
+
+int lsmtp__conn_send(lsmtp_net_conn *c, const char *p, size_t n, size_t *sent) {
+  *sent = 0;
+  for (;;) {
+    ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (k > 0) {
+      *sent = (size_t)k;
+      return 1;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    int peer_gone = k < 0 && (errno == EPIPE || errno == ECONNRESET);
+    lsmtp__conn_close(c, peer_gone ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
+    return 0;
+  }
+}
+
 /* Write what the session has pending. Returns 0 when the connection was
  * closed because the socket failed. */
 static int conn_flush(lsmtp_net_conn *c) {
+  if (c->closed) return 0;
+  if (c->tls) return lsmtp__conn_tls_flush(c);
   for (;;) {
     const char *p;
-    size_t k = lsmtp_server_pending(c->session, &p);
+    size_t k = lsmtp_server_pending(c->session, &p), n;
     if (k == 0) return 1;
-    ssize_t n = send(c->fd, p, k, MSG_NOSIGNAL);
-    if (n > 0) {
-      trace(c, 0, p, (size_t)n);
-      lsmtp_server_consume(c->session, (size_t)n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
-    int peer_gone = n < 0 && (errno == EPIPE || errno == ECONNRESET);
-    conn_close(c, peer_gone ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
-    return 0;
+    if (!lsmtp__conn_send(c, p, k, &n)) return 0;
+    if (n == 0) return 1;
+    lsmtp__conn_trace(c, 0, p, n);
+    lsmtp_server_consume(c->session, n);
   }
+}
+
+static size_t conn_out_pending(const lsmtp_net_conn *c) {
+  if (c->tls) return lsmtp__conn_tls_out_pending(c);
+  const char *p;
+  return lsmtp_server_pending(c->session, &p);
 }
 
 /* Arm the connection's one timer. The timer is only moved when the new
@@ -175,13 +172,18 @@ static void conn_arm(lsmtp_net_conn *c) {
     }
     return;
   }
-  unsigned ms = lsmtp_server_timeout_ms(c->session);
-  if (ms == 0) {
-    c->deadline = 0;
-    return;
+  uint64_t want;
+  if (lsmtp__conn_tls_handshaking(c)) {
+    want = c->deadline; /* set when the handshake began */
+  } else {
+    unsigned ms = lsmtp_server_timeout_ms(c->session);
+    if (ms == 0) {
+      c->deadline = 0;
+      return;
+    }
+    want = lsmtp_loop_now(loop) + ms;
+    c->deadline = want;
   }
-  uint64_t want = lsmtp_loop_now(loop) + ms;
-  c->deadline = want;
   if (!lsmtp_loop_timer_active(&c->timer) || c->timer.deadline > want)
     lsmtp__timer_start_at(&c->timer, want);
 }
@@ -189,24 +191,28 @@ static void conn_arm(lsmtp_net_conn *c) {
 /* After any event: decide what to watch, close when done, arm the timer. */
 static void conn_settle(lsmtp_net_conn *c) {
   if (c->closed) return;
-  const char *p;
-  size_t pending = lsmtp_server_pending(c->session, &p);
   if (!c->closing && lsmtp_server_want_close(c->session)) c->closing = 1;
-  if (!c->closing && c->peer_eof && c->inbuf.len == 0) {
+  if (!c->closing && c->peer_eof && c->inbuf.len == 0 && c->cin.len == 0) {
     /* The client is gone and everything it sent was taken: nothing more
      * can happen except writing the replies still pending. */
     c->closing = 1;
     if (c->close_reason == LSMTP_OK) c->close_reason = LSMTP_ERR_CLOSED;
   }
+  if (c->closing && c->tls && !c->tls_bye) {
+    lsmtp__conn_tls_bye(c); /* after the last reply: close_notify */
+    if (!conn_flush(c)) return;
+  }
+  size_t pending = conn_out_pending(c);
   if (c->closing && pending == 0) {
-    conn_close(c, c->close_reason);
+    lsmtp__conn_close(c, c->close_reason);
     return;
   }
   unsigned events = 0;
-  if (!c->closing && !c->peer_eof && c->inbuf.len == 0) events |= LSMTP_IO_READ;
+  if (!c->closing && !c->peer_eof && c->inbuf.len == 0 && c->cin.len == 0)
+    events |= LSMTP_IO_READ;
   if (pending) events |= LSMTP_IO_WRITE;
   if (lsmtp_loop_io_set(&c->io, events) != LSMTP_OK) {
-    conn_close(c, LSMTP_ERR_IO);
+    lsmtp__conn_close(c, LSMTP_ERR_IO);
     return;
   }
   conn_arm(c);
@@ -217,12 +223,22 @@ static void conn_service(lsmtp_net_conn *c) {
   if (c->closed) return;
   for (;;) {
     if (!conn_flush(c)) return;
-    if (c->closing || c->inbuf.len == 0) break;
-    size_t used = 0;
-    int rc = lsmtp_server_feed(c->session, c->inbuf.data, c->inbuf.len, &used);
-    lsmtp__buf_consume(&c->inbuf, used);
-    note_status(c, rc);
-    if (used == 0) {
+    if (c->closing) break;
+    int progress = 0;
+    if (c->inbuf.len) {
+      size_t used = 0;
+      int rc = lsmtp_server_feed(c->session, c->inbuf.data, c->inbuf.len, &used);
+      lsmtp__buf_consume(&c->inbuf, used);
+      lsmtp__conn_note(c, rc);
+      if (starttls_accepted(c)) conn_start_tls_after_220(c, 0);
+      if (c->closed) return;
+      progress = used > 0;
+    }
+    if (c->tls && c->inbuf.len == 0 && !c->closing) {
+      progress |= lsmtp__conn_tls_pump(c);
+      if (c->closed) return;
+    }
+    if (!progress) {
       if (!conn_flush(c)) return;
       break;
     }
@@ -237,20 +253,21 @@ static void conn_read(lsmtp_net_conn *c) {
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    conn_close(c, errno == ECONNRESET ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
+    lsmtp__conn_close(c, errno == ECONNRESET ? LSMTP_ERR_CLOSED : LSMTP_ERR_IO);
     return;
   }
   if (n == 0) {
     c->peer_eof = 1;
     return;
   }
-  trace(c, 1, ns->rbuf, (size_t)n);
-  size_t used = 0;
-  int rc = lsmtp_server_feed(c->session, ns->rbuf, (size_t)n, &used);
-  note_status(c, rc);
-  if (used < (size_t)n && !c->closing &&
-      lsmtp__buf_append(&c->inbuf, ns->rbuf + used, (size_t)n - used) != LSMTP_OK)
-    conn_close(c, LSMTP_ERR_NOMEM);
+  if (c->tls) {
+    /* Ciphertext: conn_service passes it through the filter. */
+    if (lsmtp__buf_append(&c->cin, ns->rbuf, (size_t)n) != LSMTP_OK)
+      lsmtp__conn_close(c, LSMTP_ERR_NOMEM);
+    return;
+  }
+  lsmtp__conn_trace(c, 1, ns->rbuf, (size_t)n);
+  lsmtp__conn_feed(c, ns->rbuf, (size_t)n);
 }
 
 static void on_conn_io(lsmtp_io *io, int fd, unsigned events, void *ud) {
@@ -269,7 +286,7 @@ static void on_conn_timer(lsmtp_timer *t, void *ud) {
     lsmtp__log(c->ns->loop, LSMTP_NET_LOG_WARN,
                "conn %llu %s: client does not read its replies; closing",
                (unsigned long long)c->id, c->peer);
-    conn_close(c, LSMTP_ERR_TIMEOUT);
+    lsmtp__conn_close(c, LSMTP_ERR_TIMEOUT);
     return;
   }
   if (c->deadline == 0) return;
@@ -278,11 +295,15 @@ static void on_conn_timer(lsmtp_timer *t, void *ud) {
     lsmtp__timer_start_at(&c->timer, c->deadline);
     return;
   }
+  if (lsmtp__conn_tls_handshaking(c)) {
+    lsmtp__conn_tls_timeout(c);
+    return;
+  }
   lsmtp__log(c->ns->loop, LSMTP_NET_LOG_DEBUG, "conn %llu %s: timeout",
              (unsigned long long)c->id, c->peer);
   if (c->close_reason == LSMTP_OK) c->close_reason = LSMTP_ERR_TIMEOUT;
   int rc = lsmtp_server_timeout(c->session);
-  if (rc != LSMTP_ERR_STATE) note_status(c, rc);
+  if (rc != LSMTP_ERR_STATE) lsmtp__conn_note(c, rc);
   c->closing = 1;
   conn_service(c);
 }
@@ -296,15 +317,18 @@ static void on_conn_kick(lsmtp_timer *t, void *ud) {
 
 /* ---- accepting ---- */
 
-static void refuse(lsmtp_net_server *ns, int fd, const char *peer) {
+static void refuse(lsmtp_net_server *ns, int fd, const char *peer,
+                   unsigned flags) {
   lsmtp__log(ns->loop, LSMTP_NET_LOG_WARN,
              "refused %s: too many connections (%zu)", peer, ns->nconns);
-  /* One try: the socket is new, so its send buffer has room. */
-  (void)!send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* One try: the socket is new, so its send buffer has room. A client of
+   * an implicit-TLS listener expects a TLS handshake, not plaintext. */
+  if (!(flags & LSMTP_NET_LISTEN_TLS))
+    (void)!send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   close(fd);
 }
 
-static void conn_open(lsmtp_net_server *ns, int fd,
+static void conn_open(lsmtp_net_server *ns, int fd, unsigned flags,
                       const struct sockaddr_storage *ss, socklen_t sslen) {
   lsmtp_loop *loop = ns->loop;
   int one = 1;
@@ -330,6 +354,8 @@ static void conn_open(lsmtp_net_server *ns, int fd,
     lsmtp_net_addr_format((struct sockaddr *)&local, local_len, c->local,
                           sizeof c->local);
   lsmtp__buf_init(&c->inbuf, loop->alloc);
+  lsmtp__buf_init(&c->cin, loop->alloc);
+  c->tls_cfg = ns->tls_cfg;
   lsmtp__timer_init(loop, &c->timer, on_conn_timer, c);
   lsmtp__timer_init(loop, &c->kick, on_conn_kick, c);
   c->session_ud = c;
@@ -338,7 +364,7 @@ static void conn_open(lsmtp_net_server *ns, int fd,
   if (ns->hooks.on_accept) {
     int rc = ns->hooks.on_accept(c, &c->session_ud, ns->user_data);
     if (rc != LSMTP_OK) {
-      if (rc == LSMTP_ERR_LIMIT) refuse(ns, fd, c->peer);
+      if (rc == LSMTP_ERR_LIMIT) refuse(ns, fd, c->peer, flags);
       else close(fd);
       lsmtp__free(loop->alloc, c);
       return;
@@ -355,12 +381,16 @@ static void conn_open(lsmtp_net_server *ns, int fd,
     rc = lsmtp__io_init(loop, &c->io, fd, LSMTP_IO_READ, on_conn_io, c);
   if (rc != LSMTP_OK) {
     c->io.dead = 1; /* not registered with the backend: nothing to undo */
-    conn_close(c, rc);
+    lsmtp__conn_close(c, rc);
     return;
   }
-  lsmtp__log(loop, LSMTP_NET_LOG_DEBUG, "conn %llu from %s to %s",
-             (unsigned long long)c->id, c->peer, c->local);
-  note_status(c, lsmtp_server_start(c->session));
+  lsmtp__log(loop, LSMTP_NET_LOG_DEBUG, "conn %llu from %s to %s%s",
+             (unsigned long long)c->id, c->peer, c->local,
+             flags & LSMTP_NET_LISTEN_TLS ? " (implicit TLS)" : "");
+  if (flags & LSMTP_NET_LISTEN_TLS)
+    lsmtp__conn_tls_begin(c, 1); /* the greeting follows the handshake */
+  else
+    lsmtp__conn_note(c, lsmtp_server_start(c->session));
   conn_service(c);
 }
 
@@ -413,17 +443,18 @@ static void on_listener(lsmtp_io *io, int fd, unsigned events, void *ud) {
     if (ns->max_clients && ns->nconns >= ns->max_clients) {
       char peer[LSMTP_NET_ADDR_MAX];
       lsmtp_net_addr_format((struct sockaddr *)&ss, len, peer, sizeof peer);
-      refuse(ns, cfd, peer);
+      refuse(ns, cfd, peer, l->flags);
       continue;
     }
-    conn_open(ns, cfd, &ss, len);
+    conn_open(ns, cfd, l->flags, &ss, len);
   }
 }
 
-static int add_listener(lsmtp_net_server *ns, int fd) {
+static int add_listener(lsmtp_net_server *ns, int fd, unsigned flags) {
   listener *l = lsmtp__calloc(ns->loop->alloc, 1, sizeof *l);
   if (!l) return LSMTP_ERR_NOMEM;
   l->fd = fd;
+  l->flags = flags;
   l->ns = ns;
   l->alloc = ns->loop->alloc;
   int rc = lsmtp__io_init(ns->loop, &l->io, fd, LSMTP_IO_READ, on_listener, l);
@@ -459,7 +490,12 @@ static void on_stage_timer(lsmtp_timer *t, void *ud) {
     lsmtp_loop_timer_start(&ns->stage_timer, LSMTP_NET_LINGER_MS);
     for (lsmtp_net_conn *c = ns->conns, *next; c; c = next) {
       next = c->next;
-      note_status(c, lsmtp_server_shutdown(c->session));
+      if (lsmtp__conn_tls_handshaking(c)) {
+        /* Nothing can be said to a client still in its handshake. */
+        lsmtp__conn_close(c, LSMTP_ERR_TIMEOUT);
+        continue;
+      }
+      lsmtp__conn_note(c, lsmtp_server_shutdown(c->session));
       conn_service(c);
     }
     return;
@@ -468,7 +504,7 @@ static void on_stage_timer(lsmtp_timer *t, void *ud) {
   if (ns->nconns)
     lsmtp__log(ns->loop, LSMTP_NET_LOG_WARN, "closing %zu session(s) by force",
                ns->nconns);
-  while (ns->conns) conn_close(ns->conns, LSMTP_ERR_TIMEOUT);
+  while (ns->conns) lsmtp__conn_close(ns->conns, LSMTP_ERR_TIMEOUT);
 }
 
 static void on_drain_timer(lsmtp_timer *t, void *ud) {
@@ -517,6 +553,7 @@ int lsmtp_net_server_new(lsmtp_net_server **out, lsmtp_loop *loop,
   if (hooks) ns->hooks = *hooks;
   ns->user_data = user_data;
   ns->max_clients = DEFAULT_MAX_CLIENTS;
+  ns->tls_timeout_ms = LSMTP_NET_TLS_HANDSHAKE_MS;
   lsmtp__timer_init(loop, &ns->stage_timer, on_stage_timer, ns);
   lsmtp__timer_init(loop, &ns->drain_timer, on_drain_timer, ns);
   lsmtp__timer_init(loop, &ns->accept_timer, on_accept_retry, ns);
@@ -528,7 +565,7 @@ void lsmtp_net_server_del(lsmtp_net_server *ns) {
   if (!ns) return;
   close_listeners(ns);
   ns->drained = 1; /* no on_drained from a dying server */
-  while (ns->conns) conn_close(ns->conns, LSMTP_ERR_CLOSED);
+  while (ns->conns) lsmtp__conn_close(ns->conns, LSMTP_ERR_CLOSED);
   lsmtp_loop_timer_stop(&ns->stage_timer);
   lsmtp_loop_timer_stop(&ns->drain_timer);
   lsmtp_loop_timer_stop(&ns->accept_timer);
@@ -536,10 +573,11 @@ void lsmtp_net_server_del(lsmtp_net_server *ns) {
   lsmtp__free(ns->loop->alloc, ns);
 }
 
-int lsmtp_net_server_listen(lsmtp_net_server *ns, const char *text,
-                            char *bound, size_t cap) {
-  if (!ns || !text) return LSMTP_ERR_INVALID;
+int lsmtp_net_server_listen_flags(lsmtp_net_server *ns, const char *text,
+                                  unsigned flags, char *bound, size_t cap) {
+  if (!ns || !text || (flags & ~LSMTP_NET_LISTEN_TLS)) return LSMTP_ERR_INVALID;
   if (ns->stage != STAGE_RUNNING) return LSMTP_ERR_STATE;
+  if ((flags & LSMTP_NET_LISTEN_TLS) && !ns->tls_cfg) return LSMTP_ERR_STATE;
   int fd;
   int rc = lsmtp_net_listen(text, 0, &fd);
   if (rc != LSMTP_OK) return rc;
@@ -550,17 +588,27 @@ int lsmtp_net_server_listen(lsmtp_net_server *ns, const char *text,
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
       lsmtp_net_addr_format((struct sockaddr *)&ss, len, bound, cap);
   }
-  rc = add_listener(ns, fd);
+  rc = add_listener(ns, fd, flags);
   if (rc != LSMTP_OK) close(fd);
   return rc;
 }
 
-int lsmtp_net_server_adopt(lsmtp_net_server *ns, int fd) {
-  if (!ns || fd < 0) return LSMTP_ERR_INVALID;
+int lsmtp_net_server_listen(lsmtp_net_server *ns, const char *text,
+                            char *bound, size_t cap) {
+  return lsmtp_net_server_listen_flags(ns, text, 0, bound, cap);
+}
+
+int lsmtp_net_server_adopt_flags(lsmtp_net_server *ns, int fd, unsigned flags) {
+  if (!ns || fd < 0 || (flags & ~LSMTP_NET_LISTEN_TLS)) return LSMTP_ERR_INVALID;
   if (ns->stage != STAGE_RUNNING) return LSMTP_ERR_STATE;
+  if ((flags & LSMTP_NET_LISTEN_TLS) && !ns->tls_cfg) return LSMTP_ERR_STATE;
   int rc = lsmtp__set_nonblock_cloexec(fd);
   if (rc != LSMTP_OK) return rc;
-  return add_listener(ns, fd);
+  return add_listener(ns, fd, flags);
+}
+
+int lsmtp_net_server_adopt(lsmtp_net_server *ns, int fd) {
+  return lsmtp_net_server_adopt_flags(ns, fd, 0);
 }
 
 void lsmtp_net_server_set_max_clients(lsmtp_net_server *ns, size_t max) {
@@ -610,4 +658,8 @@ void lsmtp_net_conn_kick(lsmtp_net_conn *conn) {
   if (!conn || conn->closed) return;
   if (!lsmtp_loop_timer_active(&conn->kick))
     lsmtp_loop_timer_start(&conn->kick, 0);
+}
+
+const lsmtp_tls *lsmtp_net_conn_tls(const lsmtp_net_conn *conn) {
+  return conn ? conn->tls : NULL;
 }

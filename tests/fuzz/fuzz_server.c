@@ -3,6 +3,10 @@
  * decision, pause every DATA span, or refuse. The session must never crash,
  * never consume more than it was given, never get stuck, and only ever
  * write well-formed reply lines ("NNN" then SP or "-", ending in CRLF).
+ * MODE_TLS adds STARTTLS (the fuzzer "completes the handshake" whenever the
+ * session asks; nothing may be written or run between the 220 and that)
+ * and AUTH with one account; with MODE_REFUSE also the TLS and AUTH
+ * policies; with MODE_SMALL_LIMITS the session starts with implicit TLS.
  *
  * Input layout: byte 0 = mode bits, byte 1 = chunk-size seed, rest = the
  * client's bytes. */
@@ -20,6 +24,7 @@
 #define MODE_SMALL_LIMITS 0x10
 #define MODE_REFUSE 0x20
 #define MODE_NO_EXT 0x40
+#define MODE_TLS 0x80
 
 typedef struct fuzz_host {
   unsigned mode;
@@ -70,6 +75,15 @@ static int on_chunk(lsmtp_server *s, const char *d, size_t n, void *ud) {
   }
   return LSMTP_OK;
 }
+static int on_auth(lsmtp_server *s, const char *mech, const char *authzid,
+                   const char *authcid, const char *pw, size_t pw_len, void *ud) {
+  check(mech != NULL && authzid != NULL && authcid != NULL && pw != NULL);
+  check(strlen(pw) == pw_len && pw_len > 0 && authcid[0] != '\0');
+  check(lsmtp_server_auth_id(s) == NULL);
+  int rc = decide(s, ud);
+  if (rc != LSMTP_OK) return rc;
+  return pw_len == 6 && memcmp(pw, "secret", 6) == 0 ? LSMTP_OK : LSMTP_ERR_AUTH;
+}
 static int on_data_end(lsmtp_server *s, size_t idx, void *ud) {
   if (idx != LSMTP_SERVER_ALL_RCPTS) check(lsmtp_server_rcpt(s, idx) != NULL);
   return decide(s, ud);
@@ -101,6 +115,13 @@ static void drain(lsmtp_server *srv) {
 
 /* Resolve what blocks the session; 0 when nothing did. */
 static int unblock(lsmtp_server *srv, fuzz_host *h) {
+  if (lsmtp_server_starttls_pending(srv)) {
+    check(lsmtp_server_pending(srv, NULL) == 0); /* the 220 was written */
+    check(lsmtp_server_tls_started(srv, "TLSv1.3", "TLS_AES_128_GCM_SHA256") == LSMTP_OK);
+    check(lsmtp_server_is_tls(srv) && !lsmtp_server_starttls_pending(srv));
+    check(lsmtp_server_helo(srv) == NULL && lsmtp_server_auth_id(srv) == NULL);
+    return 1;
+  }
   if (h->deferred) {
     h->deferred = 0;
     int code = (h->counter % 4 == 1) ? 451 : 0;
@@ -130,6 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned flags = 0;
   if (h.mode & MODE_LMTP) flags |= LSMTP_SERVER_LMTP;
   if (h.mode & MODE_NORMALIZE) flags |= LSMTP_SERVER_NORMALIZE_EOL;
+  if (h.mode & MODE_TLS) {
+    flags |= (h.mode & MODE_REFUSE) ? LSMTP_SERVER_REQUIRE_TLS | LSMTP_SERVER_REQUIRE_AUTH
+                                    : LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH;
+    if (seed & 1) flags |= LSMTP_SERVER_ALLOW_PROXY_AUTH;
+  }
   check(lsmtp_server_config_set_flags(cfg, flags) == LSMTP_OK);
   if (h.mode & MODE_SMALL_LIMITS) {
     lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_MESSAGE_SIZE, 64);
@@ -140,6 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_MESSAGES, 2);
   }
   if (h.mode & MODE_NO_EXT) lsmtp_server_config_set_extensions(cfg, LSMTP_EXT_PIPELINING);
+  else if (h.mode & MODE_TLS)
+    check(lsmtp_server_config_set_extensions(cfg, LSMTP_EXT_DEFAULT | LSMTP_EXT_STARTTLS) ==
+          LSMTP_OK);
   lsmtp_server_callbacks cb = {0};
   cb.on_connect = on_connect;
   cb.on_helo = on_helo;
@@ -148,11 +177,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cb.on_data_start = on_data_start;
   cb.on_data_chunk = on_chunk;
   cb.on_data_end = on_data_end;
+  if (h.mode & MODE_TLS) cb.on_auth = on_auth;
   lsmtp_server *srv = NULL;
   if (lsmtp_server_new(&srv, cfg, &cb, &h) != LSMTP_OK) {
     lsmtp_server_config_del(cfg);
     return 0;
   }
+  if ((h.mode & MODE_TLS) && (h.mode & MODE_SMALL_LIMITS))
+    check(lsmtp_server_tls_started(srv, "TLSv1.2", NULL) == LSMTP_OK);
   int rc = lsmtp_server_start(srv);
   while (rc == LSMTP_PAUSED && unblock(srv, &h)) rc = LSMTP_OK;
   drain(srv);
@@ -164,12 +196,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t piece = 1 + (seed >> 16) % 64;
     if (piece > len - off) piece = len - off;
     size_t used = 0;
+    uint64_t discarded = lsmtp_server_discarded(srv);
     rc = lsmtp_server_feed(srv, in + off, piece, &used);
     check(used <= piece);
     if (rc == LSMTP_OK) check(used == piece);
+    if (lsmtp_server_starttls_pending(srv)) {
+      /* Everything behind STARTTLS was taken and thrown away, and the 220
+       * is the last thing written in the clear. */
+      check(rc == LSMTP_PAUSED && used == piece);
+      const char *p;
+      size_t n = lsmtp_server_pending(srv, &p);
+      static const char ready[] = "220 2.0.0 Ready to start TLS\r\n";
+      if (n) check(n >= sizeof ready - 1 && memcmp(p + n - (sizeof ready - 1), ready,
+                                                   sizeof ready - 1) == 0);
+    } else {
+      check(lsmtp_server_discarded(srv) == discarded);
+    }
     off += used;
     drain(srv);
     if (rc < 0) break;
+    /* Usually the handshake follows at once; sometimes the host feeds
+     * another read first (which must be thrown away as well). */
+    if (lsmtp_server_starttls_pending(srv) && ((seed >> 8) & 3) != 0) {
+      check(unblock(srv, &h));
+      drain(srv);
+    }
     if (used == 0 && !lsmtp_server_want_close(srv)) {
       if (!unblock(srv, &h)) check(++stall < 3); /* never stuck */
       else stall = 0;

@@ -2,7 +2,14 @@
  * run whole, byte by byte and split everywhere, each with decisions made at
  * once, deferred, and with DATA paused after every span; plus hand-written
  * tests for deferral order, pause/resume, LMTP, limits, timers, shutdown,
- * abort, early talkers and an allocation failure walk. */
+ * abort, early talkers, STARTTLS (the plaintext injection of
+ * CVE-2011-0411), AUTH and allocation failure walks.
+ *
+ * Transcripts simulate TLS: the client line "<TLS handshake>" stands for
+ * the handshake; the spy checks that the session asked for it
+ * (lsmtp_server_starttls_pending) and calls lsmtp_server_tls_started when
+ * the whole marker was fed. Bytes between STARTTLS and the marker reach
+ * the session (as they would in one read) and must be thrown away. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +38,11 @@ typedef struct spy {
   int paused;
   lsmtp__buf events;
   lsmtp__buf msg;
+  int show_protocol; /* "@protocol": report lsmtp_server_protocol per message */
 } spy;
+
+#define TLS_MARKER "<TLS handshake>\r\n"
+#define TLS_MARKER_LEN (sizeof TLS_MARKER - 1)
 
 /* "@refuse STAGE MATCH CODE ENH TEXT": find the rule for stage/subject. */
 static int find_refusal(const spy *s, const char *stage, const char *subject,
@@ -99,11 +110,12 @@ static int cb_helo(lsmtp_server *srv, const char *name, size_t len, int is_ehlo,
 static int cb_mail(lsmtp_server *srv, const lsmtp_path *path,
                    const lsmtp_mail_params *params, void *ud) {
   (void)srv;
-  (void)params;
   char n[330];
   snprintf(n, sizeof n, "%.*s", (int)path->mailbox_len,
            path->mailbox ? path->mailbox : "");
   assert_null(lsmtp_server_mail_from(srv));
+  if (params->auth.ptr)
+    event(ud, "mail auth=%.*s\n", (int)params->auth.len, params->auth.ptr);
   return decide(ud, "mail", n);
 }
 
@@ -148,6 +160,7 @@ static int cb_data_end(lsmtp_server *srv, size_t idx, void *ud) {
     event(s, "\n");
     assert_int_equal(lsmtp_server_message_size(srv), s->msg.len);
     s->msg.len = 0;
+    if (s->show_protocol) event(s, "protocol %s\n", lsmtp_server_protocol(srv));
   }
   const char *who = idx == LSMTP_SERVER_ALL_RCPTS ? "*" : lsmtp_server_rcpt(srv, idx);
   assert_non_null(who);
@@ -159,6 +172,34 @@ static void cb_reset(lsmtp_server *srv, int reason, void *ud) {
   spy *s = ud;
   s->msg.len = 0;
   event(s, "reset %s\n", lsmtp_status_name(reason));
+}
+
+/* "@user NAME PASSWORD" lines are the accounts; a matching password is
+ * accepted, anything else refused with LSMTP_ERR_AUTH (or, deferred, with
+ * an answer of 535). */
+static int cb_auth(lsmtp_server *srv, const char *mech, const char *authzid,
+                   const char *authcid, const char *password, size_t password_len,
+                   void *ud) {
+  spy *s = ud;
+  assert_int_equal(strlen(password), password_len);
+  event(s, "auth %s authzid=%s authcid=%s\n", mech, authzid, authcid);
+  int ok = 0;
+  size_t from = 0;
+  const char *d;
+  while ((d = transcript_directive(s->t, "user", from, &from)) != NULL) {
+    char name[64], pw[64];
+    if (sscanf(d, "%63s %63s", name, pw) == 2 && strcmp(name, authcid) == 0 &&
+        strlen(pw) == password_len && memcmp(pw, password, password_len) == 0)
+      ok = 1;
+  }
+  assert_null(lsmtp_server_auth_id(srv));
+  if (s->defer) {
+    s->have_deferred = 1;
+    s->def_code = ok ? 0 : 535;
+    s->def_enh[0] = s->def_text[0] = '\0';
+    return LSMTP_SERVER_DEFER;
+  }
+  return ok ? LSMTP_OK : LSMTP_ERR_AUTH;
 }
 
 static const lsmtp_server_callbacks spy_callbacks = {
@@ -178,7 +219,8 @@ static unsigned ext_bit(const char *name) {
       {"8BITMIME", LSMTP_EXT_8BITMIME}, {"SMTPUTF8", LSMTP_EXT_SMTPUTF8},
       {"ENHANCEDSTATUSCODES", LSMTP_EXT_ENHANCEDSTATUSCODES},
       {"CHUNKING", LSMTP_EXT_CHUNKING}, {"BINARYMIME", LSMTP_EXT_BINARYMIME},
-      {"DSN", LSMTP_EXT_DSN}, {"HELP", LSMTP_EXT_HELP}};
+      {"DSN", LSMTP_EXT_DSN}, {"HELP", LSMTP_EXT_HELP},
+      {"STARTTLS", LSMTP_EXT_STARTTLS}};
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (strcmp(map[i].n, name) == 0) return map[i].b;
   fail_msg("unknown extension %s", name);
@@ -204,9 +246,19 @@ static lsmtp_server_config *config_for(const transcript *t,
   unsigned flags = 0, ext = LSMTP_EXT_DEFAULT;
   if (transcript_directive(t, "lmtp", 0, NULL)) flags |= LSMTP_SERVER_LMTP;
   if (transcript_directive(t, "normalize", 0, NULL)) flags |= LSMTP_SERVER_NORMALIZE_EOL;
-  assert_int_equal(lsmtp_server_config_set_flags(cfg, flags), LSMTP_OK);
   const char *d;
   size_t from = 0;
+  while ((d = transcript_directive(t, "flag", from, &from)) != NULL) {
+    if (strcmp(d, "require-tls") == 0) flags |= LSMTP_SERVER_REQUIRE_TLS;
+    else if (strcmp(d, "plaintext-auth") == 0) flags |= LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH;
+    else if (strcmp(d, "require-auth") == 0) flags |= LSMTP_SERVER_REQUIRE_AUTH;
+    else if (strcmp(d, "proxy-auth") == 0) flags |= LSMTP_SERVER_ALLOW_PROXY_AUTH;
+    else fail_msg("unknown flag %s", d);
+  }
+  assert_int_equal(lsmtp_server_config_set_flags(cfg, flags), LSMTP_OK);
+  from = 0;
+  while ((d = transcript_directive(t, "ext-on", from, &from)) != NULL) ext |= ext_bit(d);
+  from = 0;
   while ((d = transcript_directive(t, "ext-off", from, &from)) != NULL) ext &= ~ext_bit(d);
   assert_int_equal(lsmtp_server_config_set_extensions(cfg, ext), LSMTP_OK);
   from = 0;
@@ -248,17 +300,56 @@ static void *spy_create(const transcript *t, void *ctx) {
   lsmtp__buf_init(&s->msg, NULL);
   s->cfg = config_for(t, NULL);
   assert_non_null(s->cfg);
-  assert_int_equal(lsmtp_server_new(&s->srv, s->cfg, &spy_callbacks, s), LSMTP_OK);
+  s->show_protocol = transcript_directive(t, "protocol", 0, NULL) != NULL;
+  lsmtp_server_callbacks cb = spy_callbacks;
+  if (transcript_directive(t, "auth", 0, NULL)) cb.on_auth = cb_auth;
+  assert_int_equal(lsmtp_server_new(&s->srv, s->cfg, &cb, s), LSMTP_OK);
+  if (transcript_directive(t, "implicit-tls", 0, NULL))
+    assert_int_equal(lsmtp_server_tls_started(s->srv, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+                     LSMTP_OK);
   int rc = lsmtp_server_start(s->srv);
   assert_true(rc == LSMTP_OK || rc == LSMTP_PAUSED);
   return s;
 }
 
+/* The TLS handshake marker at or after pos: its start, or the input
+ * length when there is none. */
+static size_t next_marker(const transcript *t, size_t pos) {
+  size_t back = pos >= TLS_MARKER_LEN - 1 ? TLS_MARKER_LEN - 1 : pos;
+  for (size_t i = pos - back; i + TLS_MARKER_LEN <= t->input.len; i++)
+    if (memcmp(t->input.data + i, TLS_MARKER, TLS_MARKER_LEN) == 0 &&
+        i + TLS_MARKER_LEN > pos)
+      return i;
+  return t->input.len;
+}
+
 static int spy_feed(void *p, const char *data, size_t len, size_t *consumed) {
   spy *s = p;
+  size_t pos = (size_t)(data - s->t->input.data);
+  size_t m = next_marker(s->t, pos);
+  if (m <= pos) { /* inside the handshake: the session is not involved */
+    assert_true(lsmtp_server_starttls_pending(s->srv));
+    size_t take = m + TLS_MARKER_LEN - pos;
+    if (take > len) take = len;
+    *consumed = take;
+    if (pos + take == m + TLS_MARKER_LEN) {
+      event(s, "tls started, %llu octets discarded\n",
+            (unsigned long long)lsmtp_server_discarded(s->srv));
+      assert_int_equal(lsmtp_server_tls_started(s->srv, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+                       LSMTP_OK);
+      assert_false(lsmtp_server_starttls_pending(s->srv));
+    }
+    return LSMTP_OK;
+  }
+  if (m - pos < len) len = m - pos; /* the handshake starts there */
   int rc = lsmtp_server_feed(s->srv, data, len, consumed);
   assert_true(*consumed <= len);
   if (rc == LSMTP_OK) assert_int_equal(*consumed, len);
+  /* After STARTTLS everything fed is taken and thrown away. */
+  if (lsmtp_server_starttls_pending(s->srv)) {
+    assert_int_equal(rc, LSMTP_PAUSED);
+    assert_int_equal(*consumed, len);
+  }
   return rc;
 }
 
@@ -360,7 +451,11 @@ typedef struct host {
   lsmtp__buf msg;
   lsmtp__buf events;
   int defer_rcpt, defer_end, pause_chunks, abort_mail;
-  int rcpt_calls, end_calls;
+  int rcpt_calls, end_calls, mail_calls;
+  int auth_rc, auth_calls;  /* what on_auth returns; how often it ran */
+  int auth_code;            /* with auth_rc LSMTP_OK: set_reply this code */
+  char auth_pw[64];         /* the password on_auth saw */
+  lsmtp__buf logs;          /* every log line, "\n" after each */
   size_t end_idx[8];
 } host;
 
@@ -380,6 +475,7 @@ static int h_mail(lsmtp_server *srv, const lsmtp_path *p,
   (void)p;
   (void)params;
   host *h = ud;
+  h->mail_calls++;
   return h->abort_mail ? LSMTP_ERR_STORAGE : LSMTP_OK;
 }
 
@@ -411,9 +507,30 @@ static void h_log(lsmtp_server *srv, lsmtp_server_log_level level, const char *m
                   void *ud) {
   (void)srv;
   (void)level;
-  (void)ud;
+  host *h = ud;
   assert_non_null(msg);
   assert_null(strchr(msg, '\n'));
+  if (h) {
+    lsmtp__buf_append(&h->logs, msg, strlen(msg));
+    lsmtp__buf_append(&h->logs, "\n", 2); /* keep it a C string */
+    h->logs.len--;
+  }
+}
+
+static int h_auth(lsmtp_server *srv, const char *mech, const char *authzid,
+                  const char *authcid, const char *password, size_t password_len,
+                  void *ud) {
+  host *h = ud;
+  h->auth_calls++;
+  assert_string_equal(mech, "PLAIN");
+  assert_string_equal(authzid, "");
+  assert_string_equal(authcid, "alice");
+  assert_true(password_len < sizeof h->auth_pw);
+  memcpy(h->auth_pw, password, password_len);
+  h->auth_pw[password_len] = '\0';
+  if (h->auth_code)
+    assert_int_equal(lsmtp_server_set_reply(srv, h->auth_code, NULL, "Not today"), LSMTP_OK);
+  return h->auth_rc;
 }
 
 static void host_init(host *h, unsigned flags) {
@@ -421,6 +538,7 @@ static void host_init(host *h, unsigned flags) {
   lsmtp__buf_init(&h->out, NULL);
   lsmtp__buf_init(&h->msg, NULL);
   lsmtp__buf_init(&h->events, NULL);
+  lsmtp__buf_init(&h->logs, NULL);
   assert_int_equal(lsmtp_server_config_new(&h->cfg, NULL), LSMTP_OK);
   assert_int_equal(lsmtp_server_config_set_hostname(h->cfg, "mx.example.org"), LSMTP_OK);
   assert_int_equal(lsmtp_server_config_set_flags(h->cfg, flags), LSMTP_OK);
@@ -434,6 +552,7 @@ static void host_start(host *h) {
   cb.on_data_end = h_end;
   cb.on_reset = h_reset;
   cb.on_log = h_log;
+  cb.on_auth = h_auth;
   assert_int_equal(lsmtp_server_new(&h->srv, h->cfg, &cb, h), LSMTP_OK);
   assert_int_equal(lsmtp_server_start(h->srv), LSMTP_OK);
 }
@@ -444,6 +563,7 @@ static void host_free(host *h) {
   lsmtp__buf_free(&h->out);
   lsmtp__buf_free(&h->msg);
   lsmtp__buf_free(&h->events);
+  lsmtp__buf_free(&h->logs);
 }
 
 /* Move all pending output into h->out and return it NUL-terminated. */
@@ -791,6 +911,15 @@ static void test_config_setters(void **state) {
   assert_int_equal(lsmtp_server_config_set_hostname(cfg, "bad host"), LSMTP_ERR_INVALID);
   assert_int_equal(lsmtp_server_config_set_hostname(cfg, ""), LSMTP_ERR_INVALID);
   assert_int_equal(lsmtp_server_config_set_flags(cfg, 0x80), LSMTP_ERR_INVALID);
+  assert_int_equal(lsmtp_server_config_set_flags(cfg, LSMTP_SERVER_REQUIRE_TLS |
+                                                          LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH |
+                                                          LSMTP_SERVER_REQUIRE_AUTH |
+                                                          LSMTP_SERVER_ALLOW_PROXY_AUTH),
+                   LSMTP_OK);
+  assert_int_equal(lsmtp_server_config_set_flags(cfg, 0), LSMTP_OK);
+  assert_int_equal(lsmtp_server_config_set_limit(cfg, LSMTP_SERVER_LIMIT_AUTH_LINE, 100),
+                   LSMTP_ERR_INVALID);
+  assert_int_equal(lsmtp_server_config_get_limit(cfg, LSMTP_SERVER_LIMIT_AUTH_LINE), 12288);
   assert_int_equal(lsmtp_server_config_set_extensions(cfg, 0x10000), LSMTP_ERR_INVALID);
   assert_int_equal(lsmtp_server_config_set_timeout(cfg, LSMTP_SERVER_TIMEOUT_COUNT_, 1),
                    LSMTP_ERR_INVALID);
@@ -809,6 +938,311 @@ static void test_config_setters(void **state) {
   lsmtp_server_del(NULL);
   lsmtp_server_config_del(cfg);
   lsmtp_server_config_del(NULL);
+}
+
+/* ---- STARTTLS ---- */
+
+#define EHLO_BASE                                                             \
+  "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n" \
+  "250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-BINARYMIME\r\n" \
+  "250-DSN\r\n"
+
+static void tls_host(host *h, unsigned flags) {
+  host_init(h, flags);
+  assert_int_equal(lsmtp_server_config_set_extensions(h->cfg,
+                                                      LSMTP_EXT_DEFAULT | LSMTP_EXT_STARTTLS),
+                   LSMTP_OK);
+  host_start(h);
+}
+
+/* The brief's case, exactly: one read holds STARTTLS and a MAIL. */
+static void test_starttls_injection(void **state) {
+  (void)state;
+  host h;
+  tls_host(&h, 0);
+  size_t used;
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\n", &used), LSMTP_OK);
+  expect_out(&h, GREETING EHLO_BASE "250-STARTTLS\r\n250 HELP\r\n");
+  assert_false(lsmtp_server_starttls_pending(h.srv));
+  const char *in = "STARTTLS\r\nMAIL FROM:<evil@x>\r\n";
+  assert_int_equal(feed_str(&h, in, &used), LSMTP_PAUSED);
+  assert_int_equal(used, strlen(in)); /* taken, and thrown away */
+  expect_out(&h, "220 2.0.0 Ready to start TLS\r\n");
+  assert_true(lsmtp_server_starttls_pending(h.srv));
+  assert_int_equal(lsmtp_server_discarded(h.srv), 20);
+  assert_non_null(strstr(h.logs.data, "discarded 20 octets of plaintext sent after STARTTLS\n"));
+  assert_int_equal(h.mail_calls, 0);
+  assert_null(lsmtp_server_helo(h.srv));
+  assert_false(lsmtp_server_is_tls(h.srv));
+  assert_null(lsmtp_server_tls_version(h.srv));
+  /* A host that feeds more before the handshake loses that too. */
+  assert_int_equal(feed_str(&h, "RCPT TO:<r@x>\r\n", &used), LSMTP_PAUSED);
+  assert_int_equal(used, 15);
+  assert_int_equal(lsmtp_server_discarded(h.srv), 35);
+  assert_int_equal(feed_str(&h, "", &used), LSMTP_PAUSED);
+  expect_out(&h, "");
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", "TLS_AES_256_GCM_SHA384"),
+                   LSMTP_OK);
+  assert_false(lsmtp_server_starttls_pending(h.srv));
+  assert_true(lsmtp_server_is_tls(h.srv));
+  assert_string_equal(lsmtp_server_tls_version(h.srv), "TLSv1.3");
+  assert_string_equal(lsmtp_server_tls_cipher(h.srv), "TLS_AES_256_GCM_SHA384");
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", NULL), LSMTP_ERR_STATE);
+  /* EHLO is required again; the MAIL was never executed. */
+  assert_int_equal(feed_str(&h, "MAIL FROM:<a@b.example>\r\n", &used), LSMTP_OK);
+  expect_out(&h, "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  assert_int_equal(h.mail_calls, 0);
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\nSTARTTLS\r\nMAIL FROM:<a@b.example>\r\n",
+                            &used),
+                   LSMTP_OK);
+  /* Under TLS: AUTH (this host has on_auth) but no STARTTLS. */
+  expect_out(&h, EHLO_BASE "250-AUTH PLAIN LOGIN\r\n250 HELP\r\n"
+                           "503 5.5.1 Error: TLS already active\r\n250 2.1.0 Ok\r\n");
+  assert_int_equal(h.mail_calls, 1);
+  assert_string_equal(lsmtp_server_protocol(h.srv), "ESMTPS");
+  assert_int_equal(lsmtp_server_discarded(h.srv), 35);
+  host_free(&h);
+}
+
+static void test_starttls_partial_line_dropped(void **state) {
+  (void)state;
+  host h;
+  tls_host(&h, 0);
+  size_t used;
+  /* The half line behind STARTTLS must not glue onto what TLS brings. */
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\nSTARTTLS\r\nMAIL FR", &used), LSMTP_PAUSED);
+  assert_int_equal(used, strlen("EHLO c.example\r\nSTARTTLS\r\nMAIL FR"));
+  assert_int_equal(lsmtp_server_tls_started(h.srv, NULL, NULL), LSMTP_OK);
+  assert_string_equal(lsmtp_server_tls_version(h.srv), "");
+  drain(&h);
+  h.out.len = 0;
+  assert_int_equal(feed_str(&h, "OM:<evil@x>\r\nNOOP\r\n", &used), LSMTP_OK);
+  expect_out(&h, "500 5.5.1 Error: command not recognized\r\n250 2.0.0 Ok\r\n");
+  host_free(&h);
+
+  /* STARTTLS split over two reads: nothing before it is lost. */
+  tls_host(&h, 0);
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\nSTART", &used), LSMTP_OK);
+  assert_int_equal(feed_str(&h, "TLS\r\n", &used), LSMTP_PAUSED);
+  assert_int_equal(lsmtp_server_discarded(h.srv), 0);
+  assert_true(lsmtp_server_starttls_pending(h.srv));
+  host_free(&h);
+}
+
+static void test_starttls_timeout_and_shutdown(void **state) {
+  (void)state;
+  host h;
+  tls_host(&h, 0);
+  size_t used;
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\nSTARTTLS\r\n", &used), LSMTP_PAUSED);
+  drain(&h);
+  h.out.len = 0;
+  assert_int_equal(lsmtp_server_timeout_ms(h.srv), 5u * 60u * 1000u);
+  /* The handshake never came: close without a plaintext reply. */
+  assert_int_equal(lsmtp_server_timeout(h.srv), LSMTP_OK);
+  expect_out(&h, "");
+  assert_true(lsmtp_server_want_close(h.srv));
+  assert_false(lsmtp_server_starttls_pending(h.srv));
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.2", "X"), LSMTP_ERR_STATE);
+  host_free(&h);
+
+  /* Shutdown during the handshake: the 421 waits for TLS. */
+  tls_host(&h, 0);
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\nSTARTTLS\r\n", &used), LSMTP_PAUSED);
+  drain(&h);
+  h.out.len = 0;
+  assert_int_equal(lsmtp_server_shutdown(h.srv), LSMTP_OK);
+  expect_out(&h, "");
+  assert_false(lsmtp_server_want_close(h.srv));
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLS v1.2\n(x)", "AES;GCM"), LSMTP_OK);
+  expect_out(&h, "421 4.3.2 mx.example.org Service shutting down\r\n");
+  assert_true(lsmtp_server_want_close(h.srv));
+  /* Names are kept printable and without spaces or parentheses. */
+  assert_string_equal(lsmtp_server_tls_version(h.srv), "TLS?v1.2??x?");
+  assert_string_equal(lsmtp_server_tls_cipher(h.srv), "AES;GCM");
+  host_free(&h);
+}
+
+static void test_implicit_tls(void **state) {
+  (void)state;
+  host h;
+  host_init(&h, LSMTP_SERVER_REQUIRE_TLS);
+  lsmtp_server_callbacks cb = {0};
+  assert_int_equal(lsmtp_server_tls_started(NULL, NULL, NULL), LSMTP_ERR_INVALID);
+  assert_int_equal(lsmtp_server_new(&h.srv, h.cfg, &cb, NULL), LSMTP_OK);
+  assert_string_equal(lsmtp_server_protocol(h.srv), "SMTP");
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"),
+                   LSMTP_OK);
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", NULL), LSMTP_ERR_STATE);
+  assert_int_equal(lsmtp_server_start(h.srv), LSMTP_OK);
+  size_t used;
+  assert_int_equal(feed_str(&h, "HELO c.example\r\nMAIL FROM:<a@b.example>\r\n", &used),
+                   LSMTP_OK);
+  expect_out(&h, GREETING "250 mx.example.org\r\n250 2.1.0 Ok\r\n");
+  assert_string_equal(lsmtp_server_protocol(h.srv), "ESMTPS");
+  lsmtp_server_del(h.srv);
+  /* Without implicit TLS, the policy refuses; tls_started after start is
+   * only for STARTTLS. */
+  assert_int_equal(lsmtp_server_new(&h.srv, h.cfg, &cb, NULL), LSMTP_OK);
+  assert_int_equal(lsmtp_server_start(h.srv), LSMTP_OK);
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", NULL), LSMTP_ERR_STATE);
+  assert_int_equal(feed_str(&h, "HELO c.example\r\nMAIL FROM:<a@b.example>\r\n", &used),
+                   LSMTP_OK);
+  expect_out(&h, GREETING "250 mx.example.org\r\n"
+                          "530 5.7.0 Must issue a STARTTLS command first\r\n");
+  assert_string_equal(lsmtp_server_protocol(h.srv), "SMTP");
+  host_free(&h);
+}
+
+/* ---- AUTH ---- */
+
+#define AUTH_OK "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n" /* alice / secret */
+
+static void auth_host(host *h, unsigned flags) {
+  host_init(h, flags);
+  host_start(h);
+  size_t used;
+  assert_int_equal(feed_str(h, "EHLO c.example\r\n", &used), LSMTP_OK);
+  expect_out(h, GREETING EHLO_BASE "250-AUTH PLAIN LOGIN\r\n250 HELP\r\n");
+}
+
+static void test_auth_deferred(void **state) {
+  (void)state;
+  host h;
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  h.auth_rc = LSMTP_SERVER_DEFER;
+  const char *in = AUTH_OK "MAIL FROM:<alice@b.example> AUTH=alice\r\n";
+  size_t len = strlen(in), used;
+  assert_int_equal(feed_str(&h, in, &used), LSMTP_PAUSED);
+  assert_int_equal(used, strlen(AUTH_OK));
+  assert_int_equal(h.auth_calls, 1);
+  assert_string_equal(h.auth_pw, "secret");
+  assert_int_equal(lsmtp_server_timeout_ms(h.srv), 5u * 60u * 1000u);
+  expect_out(&h, "");
+  assert_null(lsmtp_server_auth_id(h.srv));
+  /* The pipelined MAIL waits for the verdict. */
+  assert_int_equal(lsmtp_server_feed(h.srv, in + used, len - used, &used), LSMTP_PAUSED);
+  assert_int_equal(used, 0);
+  assert_int_equal(lsmtp_server_answer(h.srv, 0, NULL, NULL), LSMTP_OK);
+  expect_out(&h, "235 2.7.0 Authentication successful\r\n");
+  assert_string_equal(lsmtp_server_auth_id(h.srv), "alice");
+  assert_string_equal(lsmtp_server_auth_authzid(h.srv), "");
+  assert_string_equal(lsmtp_server_protocol(h.srv), "ESMTPA");
+  assert_int_equal(feed_str(&h, in + strlen(AUTH_OK), &used), LSMTP_OK);
+  expect_out(&h, "250 2.1.0 Ok\r\n");
+  assert_int_equal(h.mail_calls, 1);
+  /* The password never reached a log line; the user name did. */
+  assert_null(strstr(h.logs.data, "secret"));
+  assert_non_null(strstr(h.logs.data, "authenticated as <alice>\n"));
+  host_free(&h);
+
+  /* Deferred and then refused: 535 with the RFC 4954 text. */
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  h.auth_rc = LSMTP_SERVER_DEFER;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_PAUSED);
+  assert_int_equal(lsmtp_server_answer(h.srv, 250, NULL, NULL), LSMTP_OK);
+  expect_out(&h, "250 2.7.0 Authentication successful\r\n");
+  host_free(&h);
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  h.auth_rc = LSMTP_SERVER_DEFER;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_PAUSED);
+  assert_int_equal(lsmtp_server_answer(h.srv, 535, NULL, NULL), LSMTP_OK);
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_PAUSED);
+  assert_int_equal(lsmtp_server_answer(h.srv, 454, NULL, "Directory down"), LSMTP_OK);
+  expect_out(&h, "535 5.7.8 Authentication credentials invalid\r\n"
+                 "454 4.7.0 Directory down\r\n");
+  assert_null(lsmtp_server_auth_id(h.srv));
+  assert_null(strstr(h.logs.data, "secret"));
+  host_free(&h);
+}
+
+static void test_auth_callback_answers(void **state) {
+  (void)state;
+  host h;
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  size_t used;
+  h.auth_rc = LSMTP_ERR_TEMPFAIL;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_OK);
+  h.auth_rc = LSMTP_ERR_AUTH;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_OK);
+  h.auth_rc = LSMTP_OK;
+  h.auth_code = 535;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_OK);
+  h.auth_code = 0;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_OK);
+  expect_out(&h, "454 4.7.0 Temporary authentication failure\r\n"
+                 "535 5.7.8 Authentication credentials invalid\r\n"
+                 "535 5.7.8 Not today\r\n"
+                 "235 2.7.0 Authentication successful\r\n");
+  assert_int_equal(h.auth_calls, 4);
+  host_free(&h);
+
+  /* Any other negative return aborts the session. */
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  h.auth_rc = LSMTP_ERR_IO;
+  assert_int_equal(feed_str(&h, AUTH_OK, &used), LSMTP_ERR_ABORTED);
+  expect_out(&h, "421 4.3.0 mx.example.org Error: local error\r\n");
+  host_free(&h);
+}
+
+static void test_auth_exchange_limits(void **state) {
+  (void)state;
+  host h;
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  size_t used;
+  /* A 12288-octet continuation line (with CRLF) is read; one more is not. */
+  lsmtp__buf line;
+  lsmtp__buf_init(&line, NULL);
+  for (size_t i = 0; i < 12286; i++) lsmtp__buf_append(&line, "A", 1);
+  lsmtp__buf_append(&line, "\r\n", 3);
+  assert_int_equal(feed_str(&h, "AUTH PLAIN\r\n", &used), LSMTP_OK);
+  assert_int_equal(feed_str(&h, line.data, &used), LSMTP_OK);
+  expect_out(&h, "334 \r\n501 5.5.2 Cannot decode response\r\n");
+  line.data[12286] = 'A';
+  line.data[12287] = '\r';
+  line.data[12288] = '\n';
+  lsmtp__buf_append(&line, "", 1);
+  assert_int_equal(feed_str(&h, "AUTH PLAIN\r\n", &used), LSMTP_OK);
+  assert_int_equal(feed_str(&h, line.data, &used), LSMTP_OK);
+  expect_out(&h, "334 \r\n500 5.5.6 Authentication Exchange line is too long\r\n");
+  lsmtp__buf_free(&line);
+  /* Shutdown in the middle of an exchange: at once, the exchange is gone. */
+  assert_int_equal(feed_str(&h, "AUTH LOGIN\r\n", &used), LSMTP_OK);
+  assert_int_equal(lsmtp_server_shutdown(h.srv), LSMTP_OK);
+  expect_out(&h, "334 VXNlcm5hbWU6\r\n421 4.3.2 mx.example.org Service shutting down\r\n");
+  assert_true(lsmtp_server_want_close(h.srv));
+  host_free(&h);
+
+  /* A timeout inside the exchange. */
+  auth_host(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  assert_int_equal(feed_str(&h, "AUTH LOGIN YWxpY2U=\r\n", &used), LSMTP_OK);
+  assert_int_equal(lsmtp_server_timeout(h.srv), LSMTP_OK);
+  expect_out(&h, "334 UGFzc3dvcmQ6\r\n421 4.4.2 mx.example.org Error: timeout exceeded\r\n");
+  host_free(&h);
+}
+
+static void test_auth_forgotten_by_starttls(void **state) {
+  (void)state;
+  host h;
+  host_init(&h, LSMTP_SERVER_ALLOW_PLAINTEXT_AUTH);
+  assert_int_equal(lsmtp_server_config_set_extensions(h.cfg,
+                                                      LSMTP_EXT_DEFAULT | LSMTP_EXT_STARTTLS),
+                   LSMTP_OK);
+  host_start(&h);
+  size_t used;
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\n" AUTH_OK "STARTTLS\r\n", &used),
+                   LSMTP_PAUSED);
+  assert_null(lsmtp_server_auth_id(h.srv)); /* forgotten at the 220 */
+  expect_out(&h, GREETING EHLO_BASE "250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 HELP\r\n"
+                                    "235 2.7.0 Authentication successful\r\n"
+                                    "220 2.0.0 Ready to start TLS\r\n");
+  assert_int_equal(lsmtp_server_tls_started(h.srv, "TLSv1.3", "C"), LSMTP_OK);
+  assert_int_equal(feed_str(&h, "EHLO c.example\r\n" AUTH_OK, &used), LSMTP_OK);
+  expect_out(&h, EHLO_BASE "250-AUTH PLAIN LOGIN\r\n250 HELP\r\n"
+                           "235 2.7.0 Authentication successful\r\n");
+  assert_string_equal(lsmtp_server_protocol(h.srv), "ESMTPSA");
+  assert_int_equal(h.auth_calls, 2);
+  host_free(&h);
 }
 
 /* ---- allocation failure walk ---- */
@@ -837,9 +1271,35 @@ static void f_free(void *p, void *ud) {
   free(p);
 }
 
+static int walk_auth(lsmtp_server *srv, const char *mech, const char *authzid,
+                     const char *authcid, const char *password, size_t password_len,
+                     void *ud) {
+  (void)srv;
+  (void)mech;
+  (void)authzid;
+  (void)ud;
+  assert_string_equal(authcid, "alice");
+  return password_len == 6 && memcmp(password, "secret", 6) == 0 ? LSMTP_OK
+                                                                 : LSMTP_ERR_AUTH;
+}
+
+/* Feed in small pieces so the line reader has to buffer. Returns the last
+ * status. */
+static int feed_pieces(lsmtp_server *srv, const char *in, size_t len) {
+  size_t off = 0;
+  int rc = LSMTP_OK;
+  while (off < len) {
+    size_t used = 0, piece = len - off < 7 ? len - off : 7;
+    rc = lsmtp_server_feed(srv, in + off, piece, &used);
+    off += used;
+    if (rc != LSMTP_OK) break;
+  }
+  return rc;
+}
+
 /* One whole session with the n-th allocation failing. Returns 1 when the
- * session ran to the end (nothing failed). */
-static int session_with_failure(long n) {
+ * session ran to the end (nothing failed). secure: STARTTLS, then AUTH. */
+static int session_with_failure(long n, int secure) {
   failing f = {n, 0};
   lsmtp_allocator a = {f_malloc, f_realloc, f_free, &f};
   lsmtp_server_config *cfg = NULL;
@@ -849,27 +1309,40 @@ static int session_with_failure(long n) {
     assert_null(cfg);
     return 0;
   }
+  if (secure)
+    assert_int_equal(lsmtp_server_config_set_extensions(cfg, LSMTP_EXT_DEFAULT |
+                                                                 LSMTP_EXT_STARTTLS),
+                     LSMTP_OK);
   int complete = 0;
   lsmtp_server *srv = NULL;
-  rc = lsmtp_server_new(&srv, cfg, NULL, NULL);
+  lsmtp_server_callbacks cb = {0};
+  cb.on_auth = walk_auth;
+  rc = lsmtp_server_new(&srv, cfg, secure ? &cb : NULL, NULL);
   if (rc != LSMTP_OK) {
     assert_int_equal(rc, LSMTP_ERR_NOMEM);
     goto out;
   }
   rc = lsmtp_server_start(srv);
   if (rc == LSMTP_OK) {
-    static const char in[] =
+    static const char plain[] =
         "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r1@x.example>\r\n"
         "RCPT TO:<r2@x.example>\r\nRCPT TO:<r3@x.example>\r\nDATA\r\nhello\r\n.\r\n"
         "MAIL FROM:<a@b.example>\r\nRCPT TO:<r@x.example>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n"
         "QUIT\r\n";
-    /* Feed in small pieces so the line reader has to buffer. */
-    size_t off = 0, len = sizeof in - 1;
-    while (off < len) {
-      size_t used = 0, piece = len - off < 7 ? len - off : 7;
-      rc = lsmtp_server_feed(srv, in + off, piece, &used);
-      off += used;
-      if (rc != LSMTP_OK) break;
+    static const char before_tls[] = "EHLO c.example\r\nSTARTTLS\r\n";
+    static const char after_tls[] =
+        "EHLO c.example\r\nAUTH PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\nAUTH LOGIN\r\n"
+        "MAIL FROM:<a@b.example>\r\nRCPT TO:<r@x.example>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n";
+    if (!secure) {
+      rc = feed_pieces(srv, plain, sizeof plain - 1);
+    } else {
+      rc = feed_pieces(srv, before_tls, sizeof before_tls - 1);
+      if (rc == LSMTP_PAUSED) {
+        assert_true(lsmtp_server_starttls_pending(srv));
+        rc = lsmtp_server_tls_started(srv, "TLSv1.3", "C");
+        if (rc == LSMTP_OK) rc = feed_pieces(srv, after_tls, sizeof after_tls - 1);
+        if (rc == LSMTP_DONE) assert_string_equal(lsmtp_server_auth_id(srv), "alice");
+      }
     }
     if (rc == LSMTP_DONE) complete = 1;
     else {
@@ -889,12 +1362,14 @@ out:
 
 static void test_allocation_failure_walk(void **state) {
   (void)state;
-  long n = 0;
-  while (!session_with_failure(n)) {
-    n++;
-    assert_true(n < 1000);
+  for (int secure = 0; secure <= 1; secure++) {
+    long n = 0;
+    while (!session_with_failure(n, secure)) {
+      n++;
+      assert_true(n < 1000);
+    }
+    assert_true(n > 3);
   }
-  assert_true(n > 3);
 }
 
 int main(void) {
@@ -911,6 +1386,14 @@ int main(void) {
       cmocka_unit_test(test_abort_is_sticky),
       cmocka_unit_test(test_set_reply_rules),
       cmocka_unit_test(test_output_limit),
+      cmocka_unit_test(test_starttls_injection),
+      cmocka_unit_test(test_starttls_partial_line_dropped),
+      cmocka_unit_test(test_starttls_timeout_and_shutdown),
+      cmocka_unit_test(test_implicit_tls),
+      cmocka_unit_test(test_auth_deferred),
+      cmocka_unit_test(test_auth_callback_answers),
+      cmocka_unit_test(test_auth_exchange_limits),
+      cmocka_unit_test(test_auth_forgotten_by_starttls),
       cmocka_unit_test(test_allocation_failure_walk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
