@@ -168,6 +168,31 @@ static int mail_params_offered(const lsmtp_server *s,
   return 1;
 }
 
+/* Answer a failed lsmtp_mail_parse / lsmtp_rcpt_parse; 0 when rc is OK. */
+static int refuse_parse_error(lsmtp_server *s, int rc, const char *verb,
+                              const char *bad_addr_code, const char *who) {
+  char text[64];
+  switch (rc) {
+  case LSMTP_OK: return 0;
+  case LSMTP_ERR_UTF8:
+    lsmtp__srv_reply(s, 553, "5.6.7", "Error: non-ASCII address not permitted");
+    break;
+  case LSMTP_ERR_PARAM:
+    snprintf(text, sizeof text, "Error: unsupported %s parameter", verb);
+    lsmtp__srv_reply(s, 555, "5.5.4", text);
+    break;
+  case LSMTP_ERR_DUP_PARAM:
+    snprintf(text, sizeof text, "Error: duplicate %s parameter", verb);
+    lsmtp__srv_reply(s, 501, "5.5.4", text);
+    break;
+  default:
+    snprintf(text, sizeof text, "Error: bad %s address syntax", who);
+    lsmtp__srv_reply(s, 501, bad_addr_code, text);
+    break;
+  }
+  return 1;
+}
+
 static void cmd_mail(lsmtp_server *s, const lsmtp_cmd *cmd) {
   if (!s->have_helo) {
     lsmtp__srv_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
@@ -200,21 +225,7 @@ static void cmd_mail(lsmtp_server *s, const lsmtp_cmd *cmd) {
   lsmtp_mail_params params;
   memset(&params, 0, sizeof params);
   int rc = lsmtp_mail_parse(cmd->arg, cmd->arg_len, aflags, &path, &params);
-  switch (rc) {
-  case LSMTP_OK: break;
-  case LSMTP_ERR_UTF8:
-    lsmtp__srv_reply(s, 553, "5.6.7", "Error: non-ASCII address not permitted");
-    return;
-  case LSMTP_ERR_PARAM:
-    lsmtp__srv_reply(s, 555, "5.5.4", "Error: unsupported MAIL parameter");
-    return;
-  case LSMTP_ERR_DUP_PARAM:
-    lsmtp__srv_reply(s, 501, "5.5.4", "Error: duplicate MAIL parameter");
-    return;
-  default:
-    lsmtp__srv_reply(s, 501, "5.1.7", "Error: bad sender address syntax");
-    return;
-  }
+  if (refuse_parse_error(s, rc, "MAIL", "5.1.7", "sender")) return;
   if (!mail_params_offered(s, &params)) {
     lsmtp__srv_reply(s, 555, "5.5.4", "Error: unsupported MAIL parameter");
     return;
@@ -281,21 +292,7 @@ static void cmd_rcpt(lsmtp_server *s, const lsmtp_cmd *cmd) {
   lsmtp_rcpt_params params;
   memset(&params, 0, sizeof params);
   int rc = lsmtp_rcpt_parse(cmd->arg, cmd->arg_len, aflags, &path, &params);
-  switch (rc) {
-  case LSMTP_OK: break;
-  case LSMTP_ERR_UTF8:
-    lsmtp__srv_reply(s, 553, "5.6.7", "Error: non-ASCII address not permitted");
-    return;
-  case LSMTP_ERR_PARAM:
-    lsmtp__srv_reply(s, 555, "5.5.4", "Error: unsupported RCPT parameter");
-    return;
-  case LSMTP_ERR_DUP_PARAM:
-    lsmtp__srv_reply(s, 501, "5.5.4", "Error: duplicate RCPT parameter");
-    return;
-  default:
-    lsmtp__srv_reply(s, 501, "5.1.3", "Error: bad recipient address syntax");
-    return;
-  }
+  if (refuse_parse_error(s, rc, "RCPT", "5.1.3", "recipient")) return;
   if ((params.notify || params.orcpt_type.ptr) && !(ext & LSMTP_EXT_DSN)) {
     lsmtp__srv_reply(s, 555, "5.5.4", "Error: unsupported RCPT parameter");
     return;
