@@ -30,7 +30,7 @@ Subject: Hello from lsmtp
 Hi Bob,
 
 this message went from smtp-send to smtp-receive over SMTP on loopback.
-.A line that starts with a dot survives dot-stuffing.
+.A line that starts with a dot arrives intact.
 MSG
 
 echo "== smtp-send"
