@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build gcc clang libclang-rt-14-dev pkg-config
+  cmake ninja-build gcc g++ clang libclang-rt-14-dev pkg-config
   libmbedtls-dev libcmocka-dev
   python3 python3-aiosmtpd swaks curl openssl procps
   postfix  # only for smtp-sink / smtp-source; no mail system is configured
