@@ -26,6 +26,7 @@ static const char usage_text[] =
     "                    (--maildir DIR | --sink)\n"
     "                    [--hostname NAME] [--max-size BYTES]\n"
     "                    [--max-recipients N] [--max-clients N]\n"
+    "                    [--greet-delay MS]\n"
     "                    [--timeout SECONDS] [--user NAME] [--lmtp] [-v]\n"
     "                    [--tls-cert FILE --tls-key FILE [--require-tls]\n"
     "                     [--tls-listen ADDR:PORT ...]]\n"
@@ -45,6 +46,8 @@ static const char usage_text[] =
     "  --max-recipients N    recipients per message (default 100)\n"
     "  --max-clients N       concurrent connections (default 1000; 0: no\n"
     "                        limit); beyond that clients get 421 4.7.0\n"
+    "  --greet-delay MS      wait MS before the greeting; a client that\n"
+    "                        talks first gets 554 5.5.0 (default 0)\n"
     "  --timeout SECONDS     one idle limit for every state (default: the\n"
     "                        RFC 5321 values, 2 to 10 minutes)\n"
     "  --user NAME           run as NAME after binding (needs root)\n"
@@ -79,7 +82,7 @@ enum {
   OPT_LISTEN = 256, OPT_DOMAIN, OPT_MAILDIR, OPT_SINK, OPT_HOSTNAME,
   OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP,
   OPT_TLS_CERT, OPT_TLS_KEY, OPT_REQUIRE_TLS, OPT_TLS_LISTEN, OPT_AUTH_FILE,
-  OPT_ALLOW_PLAINTEXT_AUTH, OPT_HASH_PASSWORD
+  OPT_ALLOW_PLAINTEXT_AUTH, OPT_HASH_PASSWORD, OPT_GREET_DELAY
 };
 
 static const struct option long_options[] = {
@@ -91,6 +94,7 @@ static const struct option long_options[] = {
     {"max-size", required_argument, NULL, OPT_MAX_SIZE},
     {"max-recipients", required_argument, NULL, OPT_MAX_RCPTS},
     {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"greet-delay", required_argument, NULL, OPT_GREET_DELAY},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"user", required_argument, NULL, OPT_USER},
     {"lmtp", no_argument, NULL, OPT_LMTP},
@@ -159,6 +163,10 @@ static int parse_options(rx_app *app, int argc, char **argv) {
       case OPT_MAX_CLIENTS:
         if (cli_parse_u64(optarg, 1000000, &app->max_clients) != 0)
           return usage_error("--max-clients %s: want 0..1000000", optarg);
+        break;
+      case OPT_GREET_DELAY:
+        if (cli_parse_u64(optarg, 60000, &app->greet_delay_ms) != 0)
+          return usage_error("--greet-delay %s: want 0..60000 ms", optarg);
         break;
       case OPT_TIMEOUT:
         if (cli_parse_u64(optarg, 4000000, &app->timeout_s) != 0 ||
@@ -380,6 +388,7 @@ static int start_network(rx_app *app) {
       LSMTP_OK)
     return EX_OSERR;
   lsmtp_net_server_set_max_clients(app->ns, (size_t)app->max_clients);
+  lsmtp_net_server_set_greet_delay(app->ns, (unsigned)app->greet_delay_ms);
   if (app->tls) {
     if (lsmtp_net_server_set_tls(app->ns, app->tls) != LSMTP_OK) return EX_SOFTWARE;
     /* A client gets as long for its handshake as for a command. */

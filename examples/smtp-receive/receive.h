@@ -27,7 +27,7 @@ typedef struct rx_app {
   int sink;
   int lmtp;
   char hostname[256];
-  uint64_t max_size, max_rcpts, max_clients, timeout_s;
+  uint64_t max_size, max_rcpts, max_clients, timeout_s, greet_delay_ms;
   int have_max_size, have_max_rcpts, have_timeout;
   const char *user;
   int verbosity;

@@ -293,6 +293,16 @@ LSMTP_API size_t lsmtp_net_server_conn_count(const lsmtp_net_server *ns);
 LSMTP_API int lsmtp_net_server_shutdown(lsmtp_net_server *ns,
                                         unsigned grace_ms);
 
+/** Wait ms milliseconds after accepting a plaintext connection before the
+ *  greeting (0, the default, greets at once). A client that talks during
+ *  the wait is an "early talker" (spam software that does not wait for the
+ *  220): unless the server config has LSMTP_SERVER_ALLOW_EARLY_TALKERS its
+ *  session answers 554 5.5.0 and the connection closes. Postfix's
+ *  postscreen calls this the pregreet test. Implicit-TLS listeners do not
+ *  wait (the handshake comes first). Returns LSMTP_OK or LSMTP_ERR_INVALID. */
+LSMTP_API int lsmtp_net_server_set_greet_delay(lsmtp_net_server *ns,
+                                               unsigned ms);
+
 /* ---- TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314) ---- */
 
 /** Default limit on the time a client has to complete a TLS handshake, in

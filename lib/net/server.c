@@ -173,8 +173,8 @@ static void conn_arm(lsmtp_net_conn *c) {
     return;
   }
   uint64_t want;
-  if (lsmtp__conn_tls_handshaking(c)) {
-    want = c->deadline; /* set when the handshake began */
+  if (lsmtp__conn_tls_handshaking(c) || c->pregreet) {
+    want = c->deadline; /* end of the handshake limit, or of the greet delay */
   } else {
     unsigned ms = lsmtp_server_timeout_ms(c->session);
     if (ms == 0) {
@@ -299,6 +299,12 @@ static void on_conn_timer(lsmtp_timer *t, void *ud) {
     lsmtp__conn_tls_timeout(c);
     return;
   }
+  if (c->pregreet) { /* the client kept quiet: greet it */
+    c->pregreet = 0;
+    lsmtp__conn_note(c, lsmtp_server_start(c->session));
+    conn_service(c);
+    return;
+  }
   lsmtp__log(c->ns->loop, LSMTP_NET_LOG_DEBUG, "conn %llu %s: timeout",
              (unsigned long long)c->id, c->peer);
   if (c->close_reason == LSMTP_OK) c->close_reason = LSMTP_ERR_TIMEOUT;
@@ -387,10 +393,16 @@ static void conn_open(lsmtp_net_server *ns, int fd, unsigned flags,
   lsmtp__log(loop, LSMTP_NET_LOG_DEBUG, "conn %llu from %s to %s%s",
              (unsigned long long)c->id, c->peer, c->local,
              flags & LSMTP_NET_LISTEN_TLS ? " (implicit TLS)" : "");
-  if (flags & LSMTP_NET_LISTEN_TLS)
+  if (flags & LSMTP_NET_LISTEN_TLS) {
     lsmtp__conn_tls_begin(c, 1); /* the greeting follows the handshake */
-  else
+  } else if (ns->greet_delay_ms) {
+    /* Pregreet test: whatever arrives before the timer fires is fed to a
+     * session that has not greeted, which refuses it (554 5.5.0). */
+    c->pregreet = 1;
+    c->deadline = lsmtp_loop_now(loop) + ns->greet_delay_ms;
+  } else {
     lsmtp__conn_note(c, lsmtp_server_start(c->session));
+  }
   conn_service(c);
 }
 
@@ -554,6 +566,7 @@ int lsmtp_net_server_new(lsmtp_net_server **out, lsmtp_loop *loop,
   ns->user_data = user_data;
   ns->max_clients = DEFAULT_MAX_CLIENTS;
   ns->tls_timeout_ms = LSMTP_NET_TLS_HANDSHAKE_MS;
+  ns->greet_delay_ms = 0;
   lsmtp__timer_init(loop, &ns->stage_timer, on_stage_timer, ns);
   lsmtp__timer_init(loop, &ns->drain_timer, on_drain_timer, ns);
   lsmtp__timer_init(loop, &ns->accept_timer, on_accept_retry, ns);
@@ -609,6 +622,12 @@ int lsmtp_net_server_adopt_flags(lsmtp_net_server *ns, int fd, unsigned flags) {
 
 int lsmtp_net_server_adopt(lsmtp_net_server *ns, int fd) {
   return lsmtp_net_server_adopt_flags(ns, fd, 0);
+}
+
+int lsmtp_net_server_set_greet_delay(lsmtp_net_server *ns, unsigned ms) {
+  if (!ns) return LSMTP_ERR_INVALID;
+  ns->greet_delay_ms = ms;
+  return LSMTP_OK;
 }
 
 void lsmtp_net_server_set_max_clients(lsmtp_net_server *ns, size_t max) {

@@ -38,6 +38,7 @@ struct lsmtp_net_conn {
   unsigned char peer_eof;
   unsigned char lingering; /* the timer is the forced-close deadline */
   unsigned char hooked;    /* on_accept said yes: on_close is owed */
+  unsigned char pregreet;  /* greeting delayed: deadline is when to send it */
 
   /* TLS (server_tls.c). tls is NULL on a plaintext connection and before
    * STARTTLS. */
@@ -73,6 +74,7 @@ struct lsmtp_net_server {
   char *rbuf; /* LSMTP_NET_READ_CHUNK bytes shared by all connections */
   lsmtp_tls_config *tls_cfg; /* NULL: no STARTTLS, no TLS listeners */
   unsigned tls_timeout_ms;
+  unsigned greet_delay_ms; /* 0: greet at once */
   lsmtp_timer stage_timer;  /* end of grace, end of linger */
   lsmtp_timer drain_timer;  /* calls on_drained from the loop */
   lsmtp_timer accept_timer; /* resumes accepting after EMFILE */
