@@ -25,11 +25,14 @@ static const char usage_text[] =
     "                 [--user NAME (--password-file F | --password-env VAR |\n"
     "                  --oauth2-token-file F)] [--auth MECH]\n"
     "                 [--allow-plaintext-auth] [--helo NAME]\n"
+    "                 [--starttls | --tls | --no-tls] [--ca-file F]\n"
+    "                 [--tls-name NAME] [--insecure]\n"
     "                 [--timeout SECONDS] [--dsn-notify LIST]\n"
     "                 [--dsn-ret FULL|HDRS] [--envid ID] [--requiretls]\n"
     "                 [-v] [FILE|-]\n"
     "\n"
-    "  --server HOST[:PORT]    the submission server; PORT defaults to 587;\n"
+    "  --server HOST[:PORT]    the submission server; PORT defaults to 587\n"
+    "                          (STARTTLS required); 465 means implicit TLS;\n"
     "                          IPv6 literals in brackets: [::1]:2525. Every\n"
     "                          address HOST resolves to is tried in turn\n"
     "  --from ADDR, -f ADDR    envelope sender (\"\" or \"<>\": null sender)\n"
@@ -43,15 +46,25 @@ static const char usage_text[] =
     "  --auth MECH             SASL mechanism (PLAIN, LOGIN, CRAM-MD5,\n"
     "                          SCRAM-SHA-256, XOAUTH2, OAUTHBEARER); default:\n"
     "                          the strongest the server offers\n"
-    "  --allow-plaintext-auth  send credentials without TLS (needed until\n"
-    "                          smtp-send speaks TLS)\n"
+    "  --allow-plaintext-auth  send credentials even without TLS\n"
+    "  --starttls              require STARTTLS (RFC 3207; the default on\n"
+    "                          port 587): no STARTTLS, no message\n"
+    "  --tls                   implicit TLS (RFC 8314; the default on 465)\n"
+    "  --no-tls                plaintext, also on ports 587 and 465\n"
+    "  --ca-file F             trust the CA certificates in F (PEM) instead\n"
+    "                          of the system's\n"
+    "  --tls-name NAME         the name the server's certificate must carry\n"
+    "                          (default: HOST; needed when HOST is an IP\n"
+    "                          address)\n"
+    "  --insecure              do not verify the server's certificate\n"
     "  --helo NAME             EHLO name (default: this host's name)\n"
     "  --timeout SECONDS       limit for the connect and for each server reply\n"
     "                          (default: 30 s connect, RFC 5321 reply limits)\n"
     "  --dsn-notify LIST       NEVER, or SUCCESS,FAILURE,DELAY (RFC 3461)\n"
     "  --dsn-ret FULL|HDRS     what a bounce returns\n"
     "  --envid ID              envelope identifier for DSNs\n"
-    "  --requiretls            RFC 8689 REQUIRETLS (needs TLS: not yet)\n"
+    "  --requiretls            RFC 8689 REQUIRETLS (implies --starttls on\n"
+    "                          ports other than 465)\n"
     "  -v, --verbose           print the dialogue on stderr (no secrets)\n"
     "  -i, -oi                 accepted for sendmail compatibility (a lone\n"
     "                          \".\" never ends the input anyway)\n"
@@ -61,13 +74,15 @@ static const char usage_text[] =
     "Bcc: is removed; Date: and Message-ID: are added when missing.\n"
     "Exit status: 0 sent to at least one recipient; 64 usage; 65 bad\n"
     "message; 66 cannot read input; 68 unknown host; 69 refused\n"
-    "permanently; 74 input error; 75 temporary failure (try later);\n"
+    "permanently or certificate refused; 74 input error; 75 temporary\n"
+    "failure (try later), STARTTLS missing or TLS handshake failed;\n"
     "77 authentication refused; 78 configuration error.\n";
 
 enum {
   OPT_SERVER = 256, OPT_FROM, OPT_TO, OPT_USER, OPT_PASSWORD_FILE,
   OPT_PASSWORD_ENV, OPT_OAUTH_FILE, OPT_AUTH, OPT_PLAIN_AUTH, OPT_HELO,
-  OPT_TIMEOUT, OPT_DSN_NOTIFY, OPT_DSN_RET, OPT_ENVID, OPT_REQUIRETLS
+  OPT_TIMEOUT, OPT_DSN_NOTIFY, OPT_DSN_RET, OPT_ENVID, OPT_REQUIRETLS,
+  OPT_STARTTLS, OPT_TLS, OPT_NO_TLS, OPT_CA_FILE, OPT_TLS_NAME, OPT_INSECURE
 };
 
 static const struct option long_options[] = {
@@ -86,6 +101,12 @@ static const struct option long_options[] = {
     {"dsn-ret", required_argument, NULL, OPT_DSN_RET},
     {"envid", required_argument, NULL, OPT_ENVID},
     {"requiretls", no_argument, NULL, OPT_REQUIRETLS},
+    {"starttls", no_argument, NULL, OPT_STARTTLS},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"no-tls", no_argument, NULL, OPT_NO_TLS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"tls-name", required_argument, NULL, OPT_TLS_NAME},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -105,6 +126,11 @@ typedef struct config {
   lsmtp_dsn_ret ret;
   const char *envid;
   int requiretls;
+  int opt_starttls, opt_tls, opt_no_tls; /* as given */
+  const char *ca_file, *tls_name;
+  int insecure;
+  lsmtp_submit_tls tls;   /* the mode chosen from the options and the port */
+  const char *tls_reason; /* why TLS is on: the option or the port */
   int verbose;
   const char *input;
   rcpt_list rcpts;
@@ -210,6 +236,42 @@ static int add_to(config *c, const char *arg) {
   return 0;
 }
 
+/* The TLS mode: an explicit option wins; otherwise the port decides (587
+ * submission: STARTTLS required; 465 submissions: implicit TLS; others:
+ * plaintext). */
+static int choose_tls(config *c) {
+  if (c->opt_starttls + c->opt_tls + c->opt_no_tls > 1)
+    return usage_error("give only one of --starttls, --tls and --no-tls%s", NULL);
+  const int tls_setting = c->ca_file || c->tls_name || c->insecure;
+  if (c->opt_starttls) {
+    c->tls = LSMTP_SUBMIT_TLS_STARTTLS;
+    c->tls_reason = "--starttls";
+  } else if (c->opt_tls) {
+    c->tls = LSMTP_SUBMIT_TLS_IMPLICIT;
+    c->tls_reason = "--tls";
+  } else if (c->opt_no_tls) {
+    c->tls = LSMTP_SUBMIT_TLS_NONE;
+    if (c->requiretls) return usage_error("--requiretls needs TLS: drop --no-tls%s", NULL);
+    if (tls_setting)
+      return usage_error("--ca-file, --tls-name and --insecure do not go with --no-tls%s", NULL);
+  } else if (c->port == 465) {
+    c->tls = LSMTP_SUBMIT_TLS_IMPLICIT;
+    c->tls_reason = "port 465 (implicit TLS)";
+  } else if (c->port == DEFAULT_PORT) {
+    c->tls = LSMTP_SUBMIT_TLS_STARTTLS;
+    c->tls_reason = "port 587 (STARTTLS required)";
+  } else if (c->requiretls) {
+    c->tls = LSMTP_SUBMIT_TLS_STARTTLS;
+    c->tls_reason = "--requiretls";
+  } else if (tls_setting) {
+    return usage_error("--ca-file, --tls-name and --insecure need TLS: add --starttls or --tls "
+                       "(ports 587 and 465 use TLS by default)%s", NULL);
+  }
+  if (c->requiretls && c->insecure)
+    return usage_error("--requiretls needs a verified certificate: drop --insecure%s", NULL);
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, config *c) {
   int opt, rc;
   while ((opt = getopt_long(argc, argv, "f:io:tvh", long_options, NULL)) != -1) {
@@ -262,6 +324,16 @@ static int parse_args(int argc, char **argv, config *c) {
       break;
     case OPT_ENVID: c->envid = optarg; break;
     case OPT_REQUIRETLS: c->requiretls = 1; break;
+    case OPT_STARTTLS: c->opt_starttls = 1; break;
+    case OPT_TLS: c->opt_tls = 1; break;
+    case OPT_NO_TLS: c->opt_no_tls = 1; break;
+    case OPT_CA_FILE: c->ca_file = optarg; break;
+    case OPT_TLS_NAME:
+      if (lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK || optarg[0] == '[')
+        return usage_error("bad --tls-name \"%s\" (a host name)", optarg);
+      c->tls_name = optarg;
+      break;
+    case OPT_INSECURE: c->insecure = 1; break;
     case 'v': c->verbose++; break;
     case 'h':
       fputs(usage_text, stdout);
@@ -280,7 +352,7 @@ static int parse_args(int argc, char **argv, config *c) {
   if (c->user && secrets == 0)
     return usage_error("--user needs --password-file, --password-env or --oauth2-token-file%s", NULL);
   if (!c->user && secrets) return usage_error("a password or token needs --user%s", NULL);
-  return 0;
+  return choose_tls(c);
 }
 
 /* ---- secrets ---- */
@@ -374,7 +446,10 @@ static int exit_code(const lsmtp_submit_result *res) {
   case LSMTP_OK: return 0;
   case LSMTP_ERR_DNS: return lsmtp_submit_result_temporary(res) ? EX_TEMPFAIL : EX_NOHOST;
   case LSMTP_ERR_AUTH: return EX_NOPERM;
-  case LSMTP_ERR_INSECURE: return EX_CONFIG;
+  case LSMTP_ERR_INSECURE:
+  case LSMTP_ERR_INVALID: return EX_CONFIG; /* TLS settings that cannot work */
+  case LSMTP_ERR_CERT: return EX_UNAVAILABLE;
+  case LSMTP_ERR_TLS: return EX_TEMPFAIL;
   case LSMTP_ERR_REFUSED:
   case LSMTP_ERR_UNSUPPORTED:
   case LSMTP_ERR_LIMIT: return EX_UNAVAILABLE;
@@ -456,6 +531,10 @@ static int run(config *c) {
   opts.dsn_ret = c->ret;
   opts.envid = c->envid;
   opts.requiretls = c->requiretls;
+  opts.tls = c->tls;
+  opts.tls_ca_file = c->ca_file;
+  opts.tls_name = c->tls_name;
+  opts.tls_no_verify = c->insecure;
   if (c->verbose) opts.log = on_log;
 
   lsmtp_submit_source src = lsmtp_submit_source_buffer(msg.data, msg.len);
@@ -469,12 +548,26 @@ static int run(config *c) {
   }
   report(res);
   rc = exit_code(res);
-  /* Settings the tool cannot honour are configuration errors. */
-  if (st == LSMTP_ERR_UNSUPPORTED && (c->requiretls)) rc = EX_CONFIG;
+  if (st == LSMTP_ERR_INVALID && !c->tls_name && strstr(lsmtp_submit_result_detail(res), "tls_name"))
+    cli_log(CLI_ERROR, "give the certificate's name with --tls-name NAME (or --insecure)");
   lsmtp_submit_result_del(res);
 out:
   message_free(&msg);
   return rc;
+}
+
+/* A build without mbedTLS cannot do what the options or the port ask. */
+static int check_tls_build(const config *c) {
+  if (c->tls == LSMTP_SUBMIT_TLS_NONE || lsmtp_tls_available()) return 0;
+  if (c->opt_starttls || c->opt_tls || c->ca_file || c->tls_name || c->insecure)
+    cli_log(CLI_ERROR, "this smtp-send was built without TLS (mbedTLS): %s, --ca-file, "
+                       "--tls-name and --insecure are not available",
+            c->opt_tls ? "--tls" : "--starttls");
+  else
+    cli_log(CLI_ERROR, "%s needs TLS, but this smtp-send was built without it (mbedTLS); "
+                       "add --no-tls to send in plaintext",
+            c->tls_reason);
+  return EX_CONFIG;
 }
 
 int main(int argc, char **argv) {
@@ -486,13 +579,12 @@ int main(int argc, char **argv) {
   int rc = parse_args(argc, argv, &c);
   if (rc == 0) {
     cli_log_init(argv[0], c.verbose);
-    if (!c.plain_auth && c.user) {
-      cli_log(CLI_ERROR, "refusing to send credentials without TLS, which smtp-send "
-                         "does not speak yet; add --allow-plaintext-auth to send "
-                         "them in the clear");
-      rc = EX_CONFIG;
-    } else if (c.requiretls) {
-      cli_log(CLI_ERROR, "--requiretls needs TLS, which smtp-send does not speak yet");
+    rc = check_tls_build(&c);
+    if (rc != 0) {
+      /* said why */
+    } else if (!c.plain_auth && c.user && c.tls == LSMTP_SUBMIT_TLS_NONE) {
+      cli_log(CLI_ERROR, "refusing to send credentials without TLS; use --starttls or --tls, "
+                         "or add --allow-plaintext-auth to send them in the clear");
       rc = EX_CONFIG;
     } else {
       rc = run(&c);

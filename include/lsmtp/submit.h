@@ -6,6 +6,7 @@
  *   lsmtp_submit_options opts;
  *   lsmtp_submit_options_init(&opts);
  *   opts.host = "mail.example.org"; opts.from = "me@example.org";
+ *   opts.tls = LSMTP_SUBMIT_TLS_STARTTLS;
  *   const char *to[] = {"you@example.net"};
  *   lsmtp_submit_source src = lsmtp_submit_source_buffer(msg, msg_len);
  *   lsmtp_submit_result *res = NULL;
@@ -63,14 +64,22 @@ LSMTP_API int lsmtp_tcp_connect(const char *host, unsigned port,
 
 /* ---- options ------------------------------------------------------------ */
 
-/** Transport security. Only NONE is implemented yet: the others return
- *  LSMTP_ERR_UNSUPPORTED without connecting (the TLS filter, lsmtp/tls.h,
- *  will be wired in here). */
+/** Transport security (see "TLS" in docs/guide-submission.md). Every TLS
+ *  mode verifies the server's certificate and host name unless
+ *  tls_no_verify is set. In a build without TLS (lsmtp_tls_available() is
+ *  0) every mode but NONE fails with LSMTP_ERR_UNSUPPORTED before
+ *  connecting. */
 typedef enum lsmtp_submit_tls {
   LSMTP_SUBMIT_TLS_NONE = 0, /* plain TCP (credentials need
                                 allow_plaintext_auth) */
-  LSMTP_SUBMIT_TLS_STARTTLS, /* RFC 3207 upgrade, required (port 587) */
-  LSMTP_SUBMIT_TLS_IMPLICIT  /* RFC 8314 TLS from the first byte (465) */
+  LSMTP_SUBMIT_TLS_STARTTLS, /* RFC 3207 upgrade, required (port 587): a
+                                server that does not offer or refuses it
+                                gets QUIT and no MAIL (LSMTP_ERR_TLS) */
+  LSMTP_SUBMIT_TLS_IMPLICIT, /* RFC 8314 TLS from the first byte (465) */
+  LSMTP_SUBMIT_TLS_OPPORTUNISTIC /* relay style: STARTTLS when offered, else
+                                    plaintext; once started, a failed
+                                    handshake still fails (no fallback on
+                                    the same connection) */
 } lsmtp_submit_tls;
 
 /** What a log line is about. */
@@ -131,20 +140,32 @@ typedef struct lsmtp_submit_options {
   unsigned dsn_notify;  /* LSMTP_NOTIFY_* bits for every recipient; 0 none */
   lsmtp_dsn_ret dsn_ret;
   const char *envid;    /* ENVID=, printable ASCII; NULL for none */
-  int requiretls;       /* RFC 8689: needs a TLS mode and a server that
-                           offers it, else LSMTP_ERR_UNSUPPORTED (always,
-                           until TLS is wired) */
+  int requiretls;       /* RFC 8689 REQUIRETLS: needs a TLS mode (with
+                           OPPORTUNISTIC, STARTTLS becomes required) and
+                           certificate verification (else
+                           LSMTP_ERR_INVALID before connecting), and a
+                           server that offers REQUIRETLS (else
+                           LSMTP_ERR_UNSUPPORTED, no MAIL sent) */
 
   lsmtp_submit_log_cb log;
   void *log_user_data;
 
   const lsmtp_allocator *alloc; /* NULL: the default allocator */
 
-  /* TLS settings, reserved for when the TLS modes are wired. */
-  const char *tls_ca_file; /* NULL: LSMTP_TLS_DEFAULT_CA_FILE */
-  int tls_no_verify;       /* 1: do not verify the server (tests only) */
+  /* TLS settings (used by every mode but NONE). */
+  const char *tls_ca_file; /* trust anchors (PEM); NULL: the system bundle
+                              LSMTP_TLS_DEFAULT_CA_FILE */
+  int tls_no_verify;       /* 1: do not check the certificate or the name
+                              (an explicit opt-out; an active attacker can
+                              then read everything, credentials included) */
 
-  void *reserved_[8]; /* keep NULL: room for later options */
+  /* The name the certificate must carry, also sent as SNI; NULL: host.
+   * Needed when host is an IP address and verification is on (mbedTLS
+   * cannot check IP-address names): without it lsmtp_submit fails with
+   * LSMTP_ERR_INVALID before connecting. */
+  const char *tls_name;
+
+  void *reserved_[7]; /* keep NULL: room for later options */
 } lsmtp_submit_options;
 
 /** Fill opts with the defaults (everything zero/NULL: port 587, no TLS,
@@ -212,8 +233,16 @@ typedef struct lsmtp_submit_result lsmtp_submit_result;
  *                        recipients got 5xx and the others 4xx);
  *  LSMTP_ERR_AUTH        the server refused the credentials (5xx to AUTH);
  *  LSMTP_ERR_INSECURE    credentials without TLS and allow_plaintext_auth
- *                        off (nothing was sent, no connection made);
- *  LSMTP_ERR_UNSUPPORTED a TLS mode (not implemented yet), no AUTH or not
+ *                        off: with TLS mode NONE nothing was sent and no
+ *                        connection made; with OPPORTUNISTIC the server
+ *                        offered no STARTTLS and only QUIT was sent;
+ *  LSMTP_ERR_CERT        the server's certificate was refused (not
+ *                        signed by a trusted CA, expired, or not for the
+ *                        name): nothing but STARTTLS was sent in the clear;
+ *  LSMTP_ERR_TLS         TLS could not be set up: STARTTLS required but
+ *                        not offered or refused (QUIT, no MAIL), or the
+ *                        handshake failed; temporary;
+ *  LSMTP_ERR_UNSUPPORTED a TLS mode in a build without TLS, no AUTH or not
  *                        the mechanism asked for, or a needed extension
  *                        (SMTPUTF8, REQUIRETLS, 8BITMIME) not offered;
  *  LSMTP_ERR_DNS, LSMTP_ERR_IO, LSMTP_ERR_TIMEOUT (connect or a reply),
@@ -221,7 +250,10 @@ typedef struct lsmtp_submit_result lsmtp_submit_result;
  *  LSMTP_ERR_PROTOCOL, LSMTP_ERR_ABORTED (the source failed),
  *  LSMTP_ERR_SYNTAX / LSMTP_ERR_TOO_LONG / LSMTP_ERR_UTF8 / LSMTP_ERR_LIMIT
  *  (an address, ENVID or size the session refused to send),
- *  LSMTP_ERR_INVALID (bad arguments: *out stays NULL), LSMTP_ERR_NOMEM. */
+ *  LSMTP_ERR_INVALID (bad arguments: *out stays NULL; or TLS settings that
+ *  cannot work, found before connecting: an IP address to verify without
+ *  tls_name, an unreadable CA file, REQUIRETLS without TLS or without
+ *  verification; then *out says why), LSMTP_ERR_NOMEM. */
 LSMTP_API int lsmtp_submit(const lsmtp_submit_options *opts,
                            const char *const *rcpts, size_t n_rcpts,
                            const lsmtp_submit_source *message,
@@ -247,7 +279,8 @@ LSMTP_API const lsmtp_reply *lsmtp_submit_result_reply(
     const lsmtp_submit_result *res);
 
 /** The command lsmtp_submit_result_reply answers ("GREETING", "EHLO",
- *  "AUTH", "MAIL", "DATA", ".", "BDAT", ...), or "" when there is none. */
+ *  "STARTTLS", "AUTH", "MAIL", "DATA", ".", "BDAT", ...), or "" when there
+ *  is none. */
 LSMTP_API const char *lsmtp_submit_result_verb(const lsmtp_submit_result *res);
 
 /** A one-line explanation of a failure for people ("connect to
@@ -258,6 +291,19 @@ LSMTP_API const char *lsmtp_submit_result_detail(const lsmtp_submit_result *res)
 /** The address connected to ("[::1]:587"), or the last one tried; "" when
  *  the name did not resolve. */
 LSMTP_API const char *lsmtp_submit_result_peer(const lsmtp_submit_result *res);
+
+/** The TLS protocol version ("TLSv1.2") and cipher suite
+ *  ("TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384") of the connection; "" when
+ *  no TLS handshake completed. Static strings. */
+LSMTP_API const char *lsmtp_submit_result_tls_version(
+    const lsmtp_submit_result *res);
+LSMTP_API const char *lsmtp_submit_result_tls_cipher(
+    const lsmtp_submit_result *res);
+
+/** The name the server's certificate was verified for (tls_name or host);
+ *  "" without TLS or with tls_no_verify. Valid while res lives. */
+LSMTP_API const char *lsmtp_submit_result_tls_verified_name(
+    const lsmtp_submit_result *res);
 
 /** errno of a failed connect or socket call (0 otherwise). */
 LSMTP_API int lsmtp_submit_result_os_error(const lsmtp_submit_result *res);

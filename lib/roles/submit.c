@@ -7,9 +7,13 @@
  * results. The dialogue log is made from the bytes actually written and
  * read, with credentials replaced and the message summarised.
  *
- * TLS hook: the loop moves bytes through xport_send/xport_recv only; a TLS
- * mode will put lsmtp_tls between those and the socket and answer
- * on_starttls, without touching the rest. */
+ * TLS: the loop moves bytes through the transport of submit_xport.c,
+ * which puts the TLS filter between the session and the socket once a
+ * handshake starts: right after the connect (implicit TLS) or after
+ * STARTTLS's 220 (then lsmtp_client_tls_started sends EHLO again). The
+ * script asks for STARTTLS before anything else, and a required STARTTLS
+ * that cannot happen ends the session with QUIT, never with MAIL. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -22,6 +26,7 @@
 #include <lsmtp/submit.h>
 
 #include "internal.h"
+#include "submit_xport.h"
 
 #define SUBMIT_PORT 587u
 #define READ_BUF 16384
@@ -53,6 +58,8 @@ struct lsmtp_submit_result {
   char verb[16];
   char detail[DETAIL_MAX];
   char peer[LSMTP_NET_ADDR_MAX];
+  const char *tls_version, *tls_cipher; /* static strings of mbedTLS */
+  char tls_verified[256];
   rcpt_result *rcpts;
   size_t n_rcpts, accepted;
 };
@@ -102,6 +109,15 @@ const char *lsmtp_submit_result_detail(const lsmtp_submit_result *res) {
 }
 const char *lsmtp_submit_result_peer(const lsmtp_submit_result *res) {
   return res ? res->peer : "";
+}
+const char *lsmtp_submit_result_tls_version(const lsmtp_submit_result *res) {
+  return res && res->tls_version ? res->tls_version : "";
+}
+const char *lsmtp_submit_result_tls_cipher(const lsmtp_submit_result *res) {
+  return res && res->tls_cipher ? res->tls_cipher : "";
+}
+const char *lsmtp_submit_result_tls_verified_name(const lsmtp_submit_result *res) {
+  return res ? res->tls_verified : "";
 }
 int lsmtp_submit_result_os_error(const lsmtp_submit_result *res) {
   return res ? res->os_error : 0;
@@ -178,7 +194,7 @@ typedef struct submit_run {
   const lsmtp_allocator *alloc;
   lsmtp_submit_result *res;
   lsmtp_client *cli;
-  int fd;
+  lsmtp__xport x;
   const lsmtp_submit_source *src;
   size_t src_off; /* buffer source: bytes handed out */
   int src_error;  /* the source failed: status */
@@ -196,6 +212,15 @@ typedef struct submit_run {
   int closed, closed_status;
   int local_error; /* a call the script made failed before sending */
   uint64_t start_ms; /* when lsmtp_submit began (total_timeout_ms) */
+
+  /* TLS */
+  lsmtp_tls_config *tls_cfg;
+  const char *tls_name;  /* name to verify and send as SNI; NULL: none */
+  int starttls_required; /* STARTTLS, or OPPORTUNISTIC with REQUIRETLS */
+  int starttls_tried;    /* the script asked for it (or found it missing) */
+  int starttls_go;       /* 220 received: handshake after this read */
+  int handshaking;
+  saved_reply tls_reply; /* a refusal of STARTTLS */
 
   /* dialogue log */
   out_mode out_mode;
@@ -398,6 +423,40 @@ static void fail_local(submit_run *r, int status, const char *what) {
   }
 }
 
+/* As fail_local with the whole explanation given. */
+static void fail_with(submit_run *r, int status, const char *fmt, const char *a, const char *b) {
+  if (!r->local_error) {
+    r->local_error = status;
+    set_detail(r, fmt, a, b);
+  }
+}
+
+/* First thing once EHLO is answered in plaintext: STARTTLS if the mode
+ * asks for it. Returns 1 when it took over the turn (STARTTLS sent, or
+ * QUIT because it is required and missing), 0 to go on in plaintext. */
+static int maybe_starttls(submit_run *r, int *cb_rc) {
+  const lsmtp_submit_tls mode = r->opts->tls;
+  if (r->starttls_tried || r->x.tls ||
+      (mode != LSMTP_SUBMIT_TLS_STARTTLS && mode != LSMTP_SUBMIT_TLS_OPPORTUNISTIC))
+    return 0;
+  r->starttls_tried = 1;
+  *cb_rc = 0;
+  if (lsmtp_client_extensions(r->cli) & LSMTP_EXT_STARTTLS) {
+    int rc = lsmtp_client_starttls(r->cli);
+    if (rc == LSMTP_OK) return 1;
+    fail_local(r, rc, "STARTTLS");
+  } else if (r->starttls_required) {
+    fail_with(r, LSMTP_ERR_TLS,
+              "%s does not offer STARTTLS, which is required: nothing was sent%s",
+              r->res->peer, NULL);
+  } else {
+    log_info(r, "%s does not offer STARTTLS: going on without TLS%s", r->res->peer, NULL);
+    return 0;
+  }
+  *cb_rc = lsmtp_client_quit(r->cli) == LSMTP_OK ? 0 : LSMTP_ERR_ABORTED;
+  return 1;
+}
+
 static int start_message(submit_run *r) {
   const lsmtp_submit_options *o = r->opts;
   lsmtp_client_message m;
@@ -435,6 +494,8 @@ static int cb_ready(void *ud) {
   const lsmtp_submit_options *o = r->opts;
   if (r->local_error || (r->auth_started && r->auth_status != LSMTP_OK) || r->msg_done)
     return lsmtp_client_quit(r->cli) == LSMTP_OK ? 0 : LSMTP_ERR_ABORTED;
+  int cb_rc;
+  if (maybe_starttls(r, &cb_rc)) return cb_rc;
   if (!r->auth_started && (o->username || o->oauth_token)) {
     r->auth_started = 1;
     lsmtp_sasl_credentials creds;
@@ -506,6 +567,26 @@ static int cb_auth_done(void *ud, int status, const lsmtp_reply *rep) {
   return saved_set(r->alloc, &r->auth_reply, rep);
 }
 
+static int cb_starttls(void *ud, int status, const lsmtp_reply *rep) {
+  submit_run *r = ud;
+  if (status == LSMTP_OK) {
+    /* The handshake starts once the current read is fed: every byte that
+     * came with the 220 must reach the session first (it fails on them). */
+    r->starttls_go = 1;
+    return 0;
+  }
+  char code[16];
+  snprintf(code, sizeof code, "%d", rep ? rep->code : 0);
+  if (r->starttls_required) {
+    if (saved_set(r->alloc, &r->tls_reply, rep) != LSMTP_OK) return LSMTP_ERR_NOMEM;
+    fail_with(r, LSMTP_ERR_TLS, "STARTTLS refused by the server: %s %s", code,
+              rep ? rep->text : "");
+  } else {
+    log_info(r, "STARTTLS refused (%s %s): going on without TLS", code, rep ? rep->text : "");
+  }
+  return 0; /* the session is READY again: cb_ready quits or goes on */
+}
+
 static void cb_closed(void *ud, int status, const lsmtp_reply *rep) {
   submit_run *r = ud;
   r->closed = 1;
@@ -522,27 +603,132 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The transport: plain TCP today (see the TLS note at the top). */
-static ssize_t xport_send(submit_run *r, const char *p, size_t n) {
-  return send(r->fd, p, n, MSG_NOSIGNAL);
-}
-static ssize_t xport_recv(submit_run *r, char *p, size_t n) {
-  return recv(r->fd, p, n, 0);
-}
-
 static int session_over(const submit_run *r) {
   lsmtp_client_state st = lsmtp_client_state_get(r->cli);
   return st == LSMTP_CLIENT_CLOSED || st == LSMTP_CLIENT_FAILED;
 }
 
-/* The connection broke under the session: let it account for that. */
-static void connection_lost(submit_run *r, int err) {
-  r->res->os_error = err;
+/* The connection broke under the session (status LSMTP_ERR_IO with
+ * x.os_error, or a TLS failure): let the session account for that. */
+static void connection_lost(submit_run *r, int status) {
+  if (status == LSMTP_ERR_IO) r->res->os_error = r->x.os_error;
   if (!session_over(r)) (void)lsmtp_client_eof(r->cli);
   if (r->closed_status != LSMTP_OK || !r->closed) {
-    char e[128];
-    snprintf(e, sizeof e, "%s", strerror(err));
-    set_detail(r, "connection to %s lost: %s", r->res->peer, e);
+    char e[200];
+    if (status == LSMTP_ERR_IO) snprintf(e, sizeof e, "%s", strerror(r->x.os_error));
+    else snprintf(e, sizeof e, "%s", r->x.tls ? lsmtp_tls_error_text(r->x.tls) : "");
+    set_detail(r, "connection to %s lost: %s", r->res->peer, e[0] ? e : lsmtp_strerror(status));
+  }
+}
+
+/* Create the TLS filter and hand it to the transport. */
+static int begin_handshake(submit_run *r) {
+  lsmtp_tls *tls = NULL;
+  int rc = lsmtp_tls_new(&tls, r->tls_cfg, r->tls_name);
+  if (rc != LSMTP_OK) {
+    fail_with(r, rc, "cannot set up TLS: %s%s", lsmtp_tls_config_error(r->tls_cfg), NULL);
+    return rc;
+  }
+  lsmtp__xport_start_tls(&r->x, tls);
+  r->handshaking = 1;
+  log_info(r, "starting TLS%s%s", r->tls_name ? " for " : "", r->tls_name);
+  return LSMTP_OK;
+}
+
+/* The handshake completed: note what was negotiated and tell the
+ * session, which is secure from now on. */
+static int handshake_done(submit_run *r) {
+  lsmtp_submit_result *res = r->res;
+  r->handshaking = 0;
+  res->tls_version = lsmtp_tls_version(r->x.tls);
+  res->tls_cipher = lsmtp_tls_cipher(r->x.tls);
+  const int verified = !r->opts->tls_no_verify;
+  if (verified) snprintf(res->tls_verified, sizeof res->tls_verified, "%s", r->tls_name);
+  if (r->opts->log) {
+    char line[LOG_LINE_MAX + 1];
+    snprintf(line, sizeof line, "TLS: %s, cipher %s, %s%s", res->tls_version, res->tls_cipher,
+             verified ? "certificate verified for "
+                      : "certificate NOT verified (verification turned off)",
+             verified ? r->tls_name : "");
+    log_line(r, LSMTP_SUBMIT_LOG_INFO, line);
+  }
+  if (r->opts->tls == LSMTP_SUBMIT_TLS_IMPLICIT) {
+    lsmtp_client_set_secure(r->cli, 1);
+    return LSMTP_OK;
+  }
+  int rc = lsmtp_client_tls_started(r->cli);
+  if (rc != LSMTP_OK) fail_local(r, rc, "after the TLS handshake");
+  return rc;
+}
+
+static void handshake_failed(submit_run *r, int rc) {
+  const char *why = lsmtp_tls_error_text(r->x.tls);
+  if (rc == LSMTP_ERR_CERT)
+    fail_with(r, rc, "the certificate of %s was refused: %s",
+              r->tls_name ? r->tls_name : r->res->peer, why);
+  else if (rc == LSMTP_ERR_IO)
+    fail_with(r, rc, "connection lost during the TLS handshake: %s%s", strerror(r->x.os_error),
+              NULL);
+  else if (rc == LSMTP_ERR_TLS)
+    fail_with(r, rc, "TLS handshake with %s failed: %s", r->res->peer,
+              why[0] ? why : "the server closed the connection");
+  else
+    fail_local(r, rc, "TLS handshake");
+  if (rc == LSMTP_ERR_IO) r->res->os_error = r->x.os_error;
+}
+
+/* Drain what can be read and feed it to the session. Returns 0 to go on,
+ * 1 when the run is over. */
+static int read_all(submit_run *r, char *buf, size_t cap, uint64_t *mark) {
+  for (;;) {
+    size_t n = 0;
+    int rc = lsmtp__xport_read(&r->x, buf, cap, &n);
+    if (rc == LSMTP_INCOMPLETE) return 0;
+    if (rc == LSMTP_OK) {
+      *mark = now_ms();
+      log_in(r, buf, n);
+      size_t used = 0;
+      /* Also after STARTTLS's 220: the session fails on such bytes
+       * (response injection), so they must reach it. */
+      (void)lsmtp_client_feed(r->cli, buf, n, &used);
+      if (session_over(r)) return 1;
+      continue;
+    }
+    if (rc == LSMTP_DONE) {
+      if (lsmtp_client_eof(r->cli) != LSMTP_OK)
+        set_detail(r, "%s closed the connection unexpectedly", r->res->peer, NULL);
+      return 1;
+    }
+    connection_lost(r, rc);
+    return 1;
+  }
+}
+
+/* Write what the session has. Returns 1 when writing would block, -1 when
+ * the connection is lost, 0 when everything went out. */
+static int write_all(submit_run *r, uint64_t *mark) {
+  int rc = lsmtp__xport_flush(&r->x);
+  if (rc == LSMTP_INCOMPLETE) return 1;
+  if (rc != LSMTP_OK) {
+    connection_lost(r, rc);
+    return -1;
+  }
+  for (;;) {
+    const char *p;
+    size_t n = lsmtp_client_pending(r->cli, &p);
+    if (n == 0) return 0;
+    size_t taken = 0;
+    rc = lsmtp__xport_write(&r->x, p, n, &taken);
+    if (taken) {
+      log_out(r, p, taken);
+      lsmtp_client_consume(r->cli, taken);
+      *mark = now_ms();
+    }
+    if (rc == LSMTP_INCOMPLETE) return 1;
+    if (rc != LSMTP_OK) {
+      connection_lost(r, rc);
+      return -1;
+    }
   }
 }
 
@@ -552,40 +738,42 @@ static void drive(submit_run *r) {
   uint64_t mark = now_ms();
   uint32_t timer = lsmtp_client_timeout_ms(r->cli);
   const uint32_t total = r->opts->total_timeout_ms;
+  if (r->opts->tls == LSMTP_SUBMIT_TLS_IMPLICIT && begin_handshake(r) != LSMTP_OK) return;
   for (;;) {
-    int want_write = 0;
-    for (;;) {
-      const char *p;
-      size_t n = lsmtp_client_pending(r->cli, &p);
-      if (n == 0) break;
-      ssize_t w = xport_send(r, p, n);
-      if (w > 0) {
-        log_out(r, p, (size_t)w);
-        lsmtp_client_consume(r->cli, (size_t)w);
+    short events;
+    if (r->handshaking) {
+      int rc = lsmtp__xport_handshake(&r->x);
+      if (rc == LSMTP_OK) {
+        if (handshake_done(r) != LSMTP_OK) return;
         mark = now_ms();
+        /* The server's first records may have come with its last
+         * handshake flight and now sit in the filter, where poll() cannot
+         * see them (the implicit-TLS greeting does). */
+        if (read_all(r, buf, sizeof buf, &mark)) return;
         continue;
       }
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        want_write = 1;
-        break;
+      if (rc != LSMTP_INCOMPLETE) {
+        handshake_failed(r, rc);
+        return;
       }
-      connection_lost(r, w < 0 ? errno : EPIPE);
-      return;
-    }
-    if (session_over(r)) return;
-    const uint32_t t = lsmtp_client_timeout_ms(r->cli);
-    if (t != timer) {
-      timer = t;
-      mark = now_ms();
-    }
-    short events = 0;
-    if (lsmtp_client_want_read(r->cli)) events |= POLLIN;
-    if (want_write) events |= POLLOUT;
-    if (!events) {
-      /* Idle with nothing to wait for: the script has a hole. */
-      fail_local(r, LSMTP_ERR_STATE, "the session stalled");
-      return;
+      events = lsmtp__xport_events(&r->x, 1);
+      /* RFC 5321 has no timer for this; the "other commands" one fits. */
+      timer = r->opts->timeout_ms ? r->opts->timeout_ms : 300000u;
+    } else {
+      const int w = write_all(r, &mark);
+      if (w < 0 || session_over(r)) return;
+      const uint32_t t = lsmtp_client_timeout_ms(r->cli);
+      if (t != timer) {
+        timer = t;
+        mark = now_ms();
+      }
+      events = lsmtp__xport_events(&r->x, lsmtp_client_want_read(r->cli));
+      if (w) events |= POLLOUT;
+      if (!events) {
+        /* Idle with nothing to wait for: the script has a hole. */
+        fail_local(r, LSMTP_ERR_STATE, "the session stalled");
+        return;
+      }
     }
     if (!timer) timer = 300000u; /* never wait without a bound */
     uint64_t now = now_ms();
@@ -594,32 +782,28 @@ static void drive(submit_run *r) {
     if (now >= deadline) {
       (void)lsmtp_client_timeout(r->cli);
       set_detail(r, "timed out waiting for %s (%s)", r->res->peer,
-                 total && now >= start + total ? "total time limit" : "server reply");
+                 total && now >= start + total ? "total time limit"
+                 : r->handshaking              ? "TLS handshake"
+                                               : "server reply");
       return;
     }
     uint64_t wait = deadline - now;
-    struct pollfd pfd = {.fd = r->fd, .events = events, .revents = 0};
+    struct pollfd pfd = {.fd = r->x.fd, .events = events, .revents = 0};
     int pn = poll(&pfd, 1, wait > 600000u ? 600000 : (int)wait);
     if (pn < 0) {
       if (errno == EINTR) continue;
-      connection_lost(r, errno);
+      r->x.os_error = errno;
+      connection_lost(r, LSMTP_ERR_IO);
       return;
     }
-    if (pn == 0) continue; /* the deadline check above decides */
+    /* The handshake does its own reads and writes at the top. */
+    if (pn == 0 || r->handshaking) continue;
     if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = xport_recv(r, buf, sizeof buf);
-      if (n > 0) {
+      if (read_all(r, buf, sizeof buf, &mark)) return;
+      if (r->starttls_go) {
+        r->starttls_go = 0;
+        if (begin_handshake(r) != LSMTP_OK) return;
         mark = now_ms();
-        log_in(r, buf, (size_t)n);
-        size_t used = 0;
-        (void)lsmtp_client_feed(r->cli, buf, (size_t)n, &used);
-      } else if (n == 0) {
-        if (lsmtp_client_eof(r->cli) != LSMTP_OK)
-          set_detail(r, "%s closed the connection unexpectedly", r->res->peer, NULL);
-        return;
-      } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-        connection_lost(r, errno);
-        return;
       }
     }
   }
@@ -634,6 +818,7 @@ static int is_temporary(int status) {
   case LSMTP_ERR_IO:
   case LSMTP_ERR_CLOSED:
   case LSMTP_ERR_BAD_REPLY:
+  case LSMTP_ERR_TLS: /* STARTTLS missing or a handshake failure may pass */
   case LSMTP_ERR_PROTOCOL: return 1;
   default: return 0;
   }
@@ -664,6 +849,10 @@ static int conclude(submit_run *r) {
     }
   } else if (r->local_error) {
     status = r->local_error;
+    if (r->tls_reply.valid) {
+      decisive = &r->tls_reply;
+      verb = "STARTTLS";
+    }
   } else if (r->msg_done) {
     status = r->msg_status;
     if (r->msg_reply.valid) {
@@ -762,6 +951,7 @@ static int make_session(submit_run *r) {
   cbs.on_rcpt = cb_rcpt;
   cbs.on_message_done = cb_message_done;
   cbs.on_auth_done = cb_auth_done;
+  cbs.on_starttls = cb_starttls;
   cbs.on_closed = cb_closed;
   rc = lsmtp_client_new(&r->cli, cfg, &cbs, r);
   lsmtp_client_config_del(cfg);
@@ -777,7 +967,7 @@ static int connect_server(submit_run *r) {
   lsmtp_tcp_connect_info info;
   uint32_t cto = o->timeout_ms;
   if (o->total_timeout_ms && (!cto || o->total_timeout_ms < cto)) cto = o->total_timeout_ms;
-  int rc = lsmtp_tcp_connect(o->host, port, cto, &r->fd, &info);
+  int rc = lsmtp_tcp_connect(o->host, port, cto, &r->x.fd, &info);
   snprintf(r->res->peer, sizeof r->res->peer, "%s", info.peer);
   r->res->os_error = info.os_error;
   if (rc == LSMTP_OK) {
@@ -801,6 +991,7 @@ static int check_args(const lsmtp_submit_options *opts, const char *const *rcpts
                       size_t n, const lsmtp_submit_source *msg) {
   if (!opts || !opts->host || !*opts->host || !rcpts || n == 0 || !msg) return 0;
   if (opts->port > 65535) return 0;
+  if ((unsigned)opts->tls > (unsigned)LSMTP_SUBMIT_TLS_OPPORTUNISTIC) return 0;
   for (size_t i = 0; i < n; i++)
     if (!rcpts[i] || !*rcpts[i]) return 0;
   switch (msg->kind_) {
@@ -810,6 +1001,66 @@ static int check_args(const lsmtp_submit_options *opts, const char *const *rcpts
   case SRC_CALLBACK: return msg->read != NULL;
   default: return 0;
   }
+}
+
+/* host is an IPv4 or IPv6 address (IPv6 possibly in brackets). */
+static int is_ip_literal(const char *host) {
+  char name[64];
+  size_t n = strlen(host);
+  if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+    host++;
+    n -= 2;
+  }
+  if (n == 0 || n >= sizeof name) return 0;
+  memcpy(name, host, n);
+  name[n] = '\0';
+  unsigned char a[16];
+  return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+}
+
+/* Check the TLS settings and build the configuration, before connecting.
+ * Returns LSMTP_OK or the status for refuse_early with the detail set. */
+static int setup_tls(submit_run *r) {
+  const lsmtp_submit_options *o = r->opts;
+  if (o->tls == LSMTP_SUBMIT_TLS_NONE) {
+    if (o->requiretls) {
+      set_detail(r, "REQUIRETLS needs TLS: choose a TLS mode (STARTTLS or implicit)%s%s", NULL,
+                 NULL);
+      return LSMTP_ERR_INVALID;
+    }
+    return LSMTP_OK;
+  }
+  if (!lsmtp_tls_available()) {
+    set_detail(r, "this build of lsmtp has no TLS (built without mbedTLS)%s%s", NULL, NULL);
+    return LSMTP_ERR_UNSUPPORTED;
+  }
+  if (o->requiretls && o->tls_no_verify) {
+    set_detail(r, "REQUIRETLS needs the server's certificate verified (RFC 8689 4.1)%s%s", NULL,
+               NULL);
+    return LSMTP_ERR_INVALID;
+  }
+  r->starttls_required = o->tls == LSMTP_SUBMIT_TLS_STARTTLS ||
+                         (o->tls == LSMTP_SUBMIT_TLS_OPPORTUNISTIC && o->requiretls);
+  if (o->tls_name && *o->tls_name) r->tls_name = o->tls_name;
+  else if (!is_ip_literal(o->host)) r->tls_name = o->host;
+  if (!r->tls_name && !o->tls_no_verify) {
+    set_detail(r, "cannot verify a certificate for the IP address %s: give the name the "
+                  "certificate must carry (tls_name)%s", o->host, NULL);
+    return LSMTP_ERR_INVALID;
+  }
+  int rc = lsmtp_tls_config_new(&r->tls_cfg, r->alloc, LSMTP_TLS_CLIENT);
+  if (rc != LSMTP_OK) {
+    set_detail(r, "cannot set up TLS: %s%s", lsmtp_strerror(rc), NULL);
+    return rc;
+  }
+  if (o->tls_no_verify) return lsmtp_tls_config_set_verify(r->tls_cfg, 0);
+  const char *ca = o->tls_ca_file ? o->tls_ca_file : LSMTP_TLS_DEFAULT_CA_FILE;
+  if (lsmtp_tls_config_set_ca_file(r->tls_cfg, ca) != LSMTP_OK) {
+    set_detail(r, "cannot load the CA certificates from %s: %s", ca,
+               lsmtp_tls_config_error(r->tls_cfg));
+    return LSMTP_ERR_INVALID;
+  }
+  return LSMTP_OK;
 }
 
 /* Failures found before any connection: the result says why. */
@@ -834,41 +1085,41 @@ int lsmtp_submit(const lsmtp_submit_options *opts, const char *const *rcpts,
   r.src = message;
   r.rcpts = rcpts;
   r.n_rcpts = n_rcpts;
-  r.fd = -1;
+  r.x.fd = -1;
   r.start_ms = now_ms();
   int rc = make_result(r.alloc, rcpts, n_rcpts, &r.res);
   if (rc != LSMTP_OK) return rc;
   *out = r.res;
 
-  if (opts->tls != LSMTP_SUBMIT_TLS_NONE)
-    return refuse_early(&r, LSMTP_ERR_UNSUPPORTED,
-                        "TLS (STARTTLS or implicit) is not implemented in "
-                        "lsmtp_submit yet");
-  if (opts->requiretls)
-    return refuse_early(&r, LSMTP_ERR_UNSUPPORTED,
-                        "REQUIRETLS needs a TLS connection, which lsmtp_submit "
-                        "cannot make yet");
-  if ((opts->username || opts->oauth_token) && !opts->allow_plaintext_auth)
+  if ((opts->username || opts->oauth_token) && !opts->allow_plaintext_auth &&
+      opts->tls == LSMTP_SUBMIT_TLS_NONE)
     return refuse_early(&r, LSMTP_ERR_INSECURE,
                         "refusing to send credentials over a connection "
-                        "without TLS (allow plaintext authentication to "
-                        "override)");
-
-  r.crcpts = lsmtp__calloc(r.alloc, n_rcpts, sizeof *r.crcpts);
-  if (!r.crcpts) return refuse_early(&r, LSMTP_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < n_rcpts; i++) {
-    r.crcpts[i].address = rcpts[i];
-    r.crcpts[i].notify = opts->dsn_notify;
+                        "without TLS (use TLS, or allow plaintext "
+                        "authentication to override)");
+  rc = setup_tls(&r);
+  if (rc == LSMTP_OK) {
+    r.crcpts = lsmtp__calloc(r.alloc, n_rcpts, sizeof *r.crcpts);
+    if (!r.crcpts) rc = LSMTP_ERR_NOMEM;
   }
-  rc = make_session(&r);
+  if (rc == LSMTP_OK) {
+    for (size_t i = 0; i < n_rcpts; i++) {
+      r.crcpts[i].address = rcpts[i];
+      r.crcpts[i].notify = opts->dsn_notify;
+    }
+    rc = make_session(&r);
+  }
   if (rc != LSMTP_OK) {
     lsmtp__free(r.alloc, r.crcpts);
-    return refuse_early(&r, rc, r.res->detail[0] ? r.res->detail : lsmtp_strerror(rc));
+    lsmtp_tls_config_del(r.tls_cfg);
+    char detail[DETAIL_MAX];
+    snprintf(detail, sizeof detail, "%s", r.res->detail[0] ? r.res->detail : lsmtp_strerror(rc));
+    return refuse_early(&r, rc, detail);
   }
   rc = connect_server(&r);
   if (rc == LSMTP_OK) {
     drive(&r);
-    close(r.fd);
+    lsmtp__xport_close(&r.x);
     rc = conclude(&r);
   } else {
     int temp = r.res->temporary;
@@ -885,5 +1136,7 @@ int lsmtp_submit(const lsmtp_submit_options *opts, const char *const *rcpts,
   saved_free(r.alloc, &r.msg_reply);
   saved_free(r.alloc, &r.auth_reply);
   saved_free(r.alloc, &r.end_reply);
+  saved_free(r.alloc, &r.tls_reply);
+  lsmtp_tls_config_del(r.tls_cfg);
   return rc;
 }

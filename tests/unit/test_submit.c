@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <lsmtp/submit.h>
+#include <lsmtp/tls.h>
 
 #include "internal.h"
 
@@ -38,6 +39,8 @@ typedef struct script {
   const char *rcpt[8];    /* in order; default "250 2.1.5 Ok" */
   const char *data;       /* default "354 go" (or 554 with no valid rcpt) */
   const char *dot;        /* default "250 2.0.0 queued" */
+  const char *starttls;   /* reply to STARTTLS; default "502 5.5.1 no" (the
+                             server never speaks TLS itself) */
   const char *stall_on;   /* command prefix: read it, never answer */
   const char *close_on;   /* command prefix: hang up instead of answering */
   int accept_ms;          /* how long to wait for the client (default 5 s) */
@@ -144,6 +147,8 @@ static void *server_main(void *arg) {
       } else if (prefix(line, "RSET")) {
         rcpt_i = accepted = 0;
         say(fd, "250 2.0.0 Ok");
+      } else if (prefix(line, "STARTTLS")) {
+        say(fd, s->starttls ? s->starttls : "502 5.5.1 no");
       } else if (prefix(line, "QUIT")) {
         say(fd, "221 2.0.0 Bye");
         goto out;
@@ -517,15 +522,51 @@ static void test_refused_before_connecting(void **state) {
   assert_int_equal(lsmtp_submit_result_status(res), LSMTP_ERR_INSECURE);
   assert_int_equal(lsmtp_submit_result_rcpt_status(res, 0), LSMTP_ERR_INSECURE);
   lsmtp_submit_result_del(res);
-  /* TLS modes and REQUIRETLS are not wired yet. */
+  /* TLS settings that cannot work: a result says why, nothing connects. */
+  struct {
+    lsmtp_submit_tls tls;
+    int requiretls, no_verify;
+    const char *name, *ca, *why;
+  } bad[] = {
+      /* an IP address cannot be verified by mbedTLS 2.28: a name is needed */
+      {LSMTP_SUBMIT_TLS_STARTTLS, 0, 0, NULL, NULL, "tls_name"},
+      {LSMTP_SUBMIT_TLS_IMPLICIT, 0, 0, "", NULL, "tls_name"},
+      {LSMTP_SUBMIT_TLS_OPPORTUNISTIC, 0, 0, NULL, NULL, "tls_name"},
+      {LSMTP_SUBMIT_TLS_NONE, 1, 0, NULL, NULL, "REQUIRETLS needs TLS"},
+      {LSMTP_SUBMIT_TLS_STARTTLS, 1, 1, NULL, NULL, "certificate verified"},
+      {LSMTP_SUBMIT_TLS_STARTTLS, 0, 0, "mail.example", "/nonexistent/ca.pem",
+       "/nonexistent/ca.pem"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (bad[i].tls != LSMTP_SUBMIT_TLS_NONE && !lsmtp_tls_available()) continue;
+    base_opts(&o, sv);
+    o.tls = bad[i].tls;
+    o.requiretls = bad[i].requiretls;
+    o.tls_no_verify = bad[i].no_verify;
+    o.tls_name = bad[i].name;
+    o.tls_ca_file = bad[i].ca;
+    assert_int_equal(lsmtp_submit(&o, two_rcpts, 1, &src, &res), LSMTP_ERR_INVALID);
+    assert_non_null(res);
+    assert_int_equal(lsmtp_submit_result_status(res), LSMTP_ERR_INVALID);
+    assert_int_equal(lsmtp_submit_result_rcpt_status(res, 0), LSMTP_ERR_INVALID);
+    if (!strstr(lsmtp_submit_result_detail(res), bad[i].why))
+      fail_msg("case %zu: detail \"%s\" lacks \"%s\"", i, lsmtp_submit_result_detail(res),
+               bad[i].why);
+    lsmtp_submit_result_del(res);
+  }
+  if (!lsmtp_tls_available()) {
+    base_opts(&o, sv);
+    o.tls = LSMTP_SUBMIT_TLS_IMPLICIT;
+    o.tls_no_verify = 1;
+    assert_int_equal(lsmtp_submit(&o, two_rcpts, 1, &src, &res), LSMTP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lsmtp_submit_result_detail(res), "no TLS"));
+    lsmtp_submit_result_del(res);
+  }
+  /* An unknown mode is a bad argument. */
   base_opts(&o, sv);
-  o.tls = LSMTP_SUBMIT_TLS_STARTTLS;
-  assert_int_equal(lsmtp_submit(&o, two_rcpts, 1, &src, &res), LSMTP_ERR_UNSUPPORTED);
-  lsmtp_submit_result_del(res);
-  base_opts(&o, sv);
-  o.requiretls = 1;
-  assert_int_equal(lsmtp_submit(&o, two_rcpts, 1, &src, &res), LSMTP_ERR_UNSUPPORTED);
-  lsmtp_submit_result_del(res);
+  o.tls = (lsmtp_submit_tls)42;
+  assert_int_equal(lsmtp_submit(&o, two_rcpts, 1, &src, &res), LSMTP_ERR_INVALID);
+  assert_null(res);
   /* Bad arguments: no result at all. */
   base_opts(&o, sv);
   assert_int_equal(lsmtp_submit(&o, two_rcpts, 0, &src, &res), LSMTP_ERR_INVALID);
@@ -541,6 +582,142 @@ static void test_refused_before_connecting(void **state) {
   struct pollfd p = {.fd = sv->lfd, .events = POLLIN, .revents = 0};
   assert_int_equal(poll(&p, 1, 0), 0); /* nobody waiting in the backlog either */
   close(sv->lfd);
+  free(sv);
+}
+
+/* ---- TLS modes against a server that never speaks TLS ---- */
+
+static void tls_opts(lsmtp_submit_options *o, lsmtp_submit_tls mode) {
+  base_opts(o, NULL);
+  o->tls = mode;
+  o->tls_no_verify = 1; /* 127.0.0.1 has no name to verify */
+}
+
+static void test_starttls_required_but_missing(void **state) {
+  (void)state;
+  if (!lsmtp_tls_available()) skip();
+  /* Not offered: QUIT right after EHLO, even with credentials waiting. */
+  lsmtp_submit_options o;
+  tls_opts(&o, LSMTP_SUBMIT_TLS_STARTTLS);
+  o.username = "user";
+  o.password = "pw";
+  lsmtp_submit_result *res = NULL;
+  server *sv;
+  int rc = run_script(NULL, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_ERR_TLS);
+  assert_int_equal(lsmtp_submit_result_temporary(res), 1);
+  assert_string_equal(sv->rx, "EHLO client.example\r\nQUIT\r\n");
+  assert_non_null(strstr(lsmtp_submit_result_detail(res), "does not offer STARTTLS"));
+  assert_int_equal(lsmtp_submit_result_rcpt_status(res, 0), LSMTP_ERR_TLS);
+  assert_string_equal(lsmtp_submit_result_tls_version(res), "");
+  lsmtp_submit_result_del(res);
+  free(sv);
+
+  /* Offered but refused: the refusal is the decisive reply. */
+  script s = {.ehlo = "250-test\n250-PIPELINING\n250 STARTTLS",
+              .starttls = "454 4.7.0 TLS not available"};
+  tls_opts(&o, LSMTP_SUBMIT_TLS_STARTTLS);
+  rc = run_script(&s, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_ERR_TLS);
+  assert_string_equal(sv->rx, "EHLO client.example\r\nSTARTTLS\r\nQUIT\r\n");
+  assert_string_equal(lsmtp_submit_result_verb(res), "STARTTLS");
+  assert_int_equal(lsmtp_submit_result_reply(res)->code, 454);
+  assert_non_null(strstr(lsmtp_submit_result_detail(res), "TLS not available"));
+  lsmtp_submit_result_del(res);
+  free(sv);
+}
+
+static void test_opportunistic_falls_back(void **state) {
+  (void)state;
+  if (!lsmtp_tls_available()) skip();
+  lsmtp_submit_options o;
+  lsmtp_submit_result *res = NULL;
+  server *sv;
+  logbuf lb = {.len = 0};
+  /* Not offered: plaintext, and the log says so. */
+  tls_opts(&o, LSMTP_SUBMIT_TLS_OPPORTUNISTIC);
+  o.log = log_cb;
+  o.log_user_data = &lb;
+  int rc = run_script(NULL, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_OK);
+  assert_true(strncmp(sv->rx, "EHLO client.example\r\nMAIL FROM:", 31) == 0);
+  assert_non_null(strstr(lb.text, "does not offer STARTTLS: going on without TLS"));
+  lsmtp_submit_result_del(res);
+  free(sv);
+
+  /* Refused: plaintext after the refusal. */
+  script s = {.ehlo = "250-test\n250 STARTTLS", .starttls = "454 4.7.0 not now"};
+  tls_opts(&o, LSMTP_SUBMIT_TLS_OPPORTUNISTIC);
+  rc = run_script(&s, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_OK);
+  assert_true(strncmp(sv->rx, "EHLO client.example\r\nSTARTTLS\r\nMAIL FROM:", 41) == 0);
+  lsmtp_submit_result_del(res);
+  free(sv);
+
+  /* Credentials never go out in the clear on the fallback. */
+  tls_opts(&o, LSMTP_SUBMIT_TLS_OPPORTUNISTIC);
+  o.username = "user";
+  o.password = "pw";
+  script a = {.ehlo = "250-test\n250 AUTH PLAIN"};
+  rc = run_script(&a, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_ERR_INSECURE);
+  assert_string_equal(sv->rx, "EHLO client.example\r\nQUIT\r\n");
+  lsmtp_submit_result_del(res);
+  free(sv);
+
+  /* REQUIRETLS turns the fallback off (it needs verification, so a name
+   * and the system CAs; the handshake never happens here). */
+  if (access(LSMTP_TLS_DEFAULT_CA_FILE, R_OK) == 0) {
+    base_opts(&o, NULL);
+    o.tls = LSMTP_SUBMIT_TLS_OPPORTUNISTIC;
+    o.tls_name = "localhost";
+    o.requiretls = 1;
+    rc = run_script(NULL, two_rcpts, 1, &o, &res, &sv);
+    assert_int_equal(rc, LSMTP_ERR_TLS);
+    assert_string_equal(sv->rx, "EHLO client.example\r\nQUIT\r\n");
+    lsmtp_submit_result_del(res);
+    free(sv);
+  }
+}
+
+/* RFC 3207 §6: a reply smuggled behind STARTTLS's 220 in the same read
+ * must not be taken as the answer to anything: the run fails and sends
+ * nothing more, not even a ClientHello or QUIT. */
+static void test_starttls_response_injection(void **state) {
+  (void)state;
+  if (!lsmtp_tls_available()) skip();
+  script s = {.ehlo = "250-test\n250 STARTTLS", .starttls = "220 go ahead\n250 injected"};
+  lsmtp_submit_options o;
+  tls_opts(&o, LSMTP_SUBMIT_TLS_STARTTLS);
+  lsmtp_submit_result *res = NULL;
+  server *sv;
+  int rc = run_script(&s, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_ERR_PROTOCOL);
+  assert_string_equal(sv->rx, "EHLO client.example\r\nSTARTTLS\r\n");
+  assert_string_equal(lsmtp_submit_result_tls_version(res), "");
+  lsmtp_submit_result_del(res);
+  free(sv);
+}
+
+/* Implicit TLS to a plaintext server: its greeting is no TLS record. */
+static void test_implicit_tls_to_plaintext_server(void **state) {
+  (void)state;
+  if (!lsmtp_tls_available()) skip();
+  lsmtp_submit_options o;
+  tls_opts(&o, LSMTP_SUBMIT_TLS_IMPLICIT);
+  logbuf lb = {.len = 0};
+  o.log = log_cb;
+  o.log_user_data = &lb;
+  lsmtp_submit_result *res = NULL;
+  server *sv;
+  int rc = run_script(NULL, two_rcpts, 1, &o, &res, &sv);
+  assert_int_equal(rc, LSMTP_ERR_TLS);
+  assert_int_equal(lsmtp_submit_result_temporary(res), 1);
+  assert_non_null(strstr(lsmtp_submit_result_detail(res), "TLS handshake with 127.0.0.1:"));
+  /* No SMTP command was written: only the ClientHello (and an alert). */
+  assert_null(strstr(sv->rx, "EHLO"));
+  assert_null(strstr(lb.text, "C: "));
+  lsmtp_submit_result_del(res);
   free(sv);
 }
 
@@ -787,6 +964,10 @@ int main(void) {
       cmocka_unit_test(test_auth_login_redacted),
       cmocka_unit_test(test_auth_refused),
       cmocka_unit_test(test_refused_before_connecting),
+      cmocka_unit_test(test_starttls_required_but_missing),
+      cmocka_unit_test(test_opportunistic_falls_back),
+      cmocka_unit_test(test_starttls_response_injection),
+      cmocka_unit_test(test_implicit_tls_to_plaintext_server),
       cmocka_unit_test(test_timeout),
       cmocka_unit_test(test_connection_lost),
       cmocka_unit_test(test_connect_failures),
