@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build gcc g++ clang libclang-rt-14-dev pkg-config
   libmbedtls-dev libcmocka-dev
-  python3 python3-aiosmtpd swaks curl openssl procps
+  python3 python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-inet6-perl
+  curl openssl ca-certificates procps
   postfix  # only for smtp-sink / smtp-source; no mail system is configured
 )
 
@@ -22,4 +23,4 @@ echo "installing: ${missing[*]}" >&2
 $SUDO apt-get update -q
 # Postfix without a mail system: no main.cf, no daemon.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
