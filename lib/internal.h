@@ -43,8 +43,9 @@ size_t lsmtp__utf8_seq(const unsigned char *p, size_t avail, uint32_t *cp);
 /* ---- DATA scanning, shared by decoder and encoder (data_decode.c) ----
  * lsmtp__data_scan: the first byte at or after p that is CR or LF, or (when
  * asked) NUL or 8-bit; len when there is none.
- * lsmtp__data_skip_lines: skips whole 64-byte blocks of well-formed CRLF
- * lines with vector code; impl 0 = the best the CPU has, 1 = SSE2 only,
+ * lsmtp__data_skip_lines: skips runs of well-formed CRLF lines with vector
+ * code, stopping exactly at the first problem (a line-start dot, a bare
+ * CR/LF, NUL or 8-bit); impl 0 = the best the CPU has, 1 = SSE2 only,
  * 2 = no vector code (the tests compare them). See data_decode.c. */
 size_t lsmtp__data_scan(const unsigned char *s, size_t p, size_t len,
                         int stop_nul, int stop_8bit);

@@ -78,174 +78,255 @@ size_t lsmtp__data_scan(const unsigned char *s, size_t p, size_t len,
   return len;
 }
 
-/* ---- the fast path: whole 64-byte blocks of well-formed lines ----
+/* ---- the fast path: runs of well-formed lines, 64 bytes at a time ----
  *
- * A block is taken at once when it holds only well-formed text: every CR
- * followed by LF and every LF preceded by CR, no "." at a line start, and
- * (unless already seen) no NUL or 8-bit byte. Anything else is left to the
- * byte-wise state machine. The vector part finds CR/LF/dot positions as
- * bit masks (SSE2, or AVX2 when the CPU has it); the rest is shared. */
+ * Byte i of a block is checked together with the two bytes after it (the
+ * loads at +1 and +2 reach into the next block): a CR must have an LF at
+ * i+1 and an LF a CR at i-1, which is one test, "CR at i <=> LF at i+1";
+ * a CRLF must not be followed by "." ("CR at i and '.' at i+2"); and,
+ * until seen once, no byte may be NUL or 8-bit. As every block also tests
+ * the pairs reaching into the next one, nothing but the position passes
+ * from block to block, and the line ending with the CR at i ends at i+2
+ * in that block's count. The vector part gives a block's problems and
+ * CRs as two bit masks (bit i = byte i; SSE2, or AVX2 when the CPU has
+ * it); the rest is shared. A run stops at the first problem, taking the
+ * text before it, and the byte-wise state machine deals with the problem.
+ * It is one test and branch per 64 bytes, and the line lengths come from
+ * bit positions, so the common case has no per-line work. */
 
-typedef struct skip_state {
-  uint64_t carry_cr, carry_lf; /* the previous block ended in CR / LF */
-  size_t line_len, mark;       /* as in the decoder's and encoder's loops */
+typedef struct run_state {
+  /* The block (its start, and its line ends as in count_lines) of the
+   * last line end; at first made up so that the current line starts where
+   * the caller's started: mark - line_len (modulo SIZE_MAX + 1, as that
+   * line may have started in an earlier chunk). */
+  size_t last_p;
+  uint64_t last_ends;
+  size_t near; /* a line ending within this many octets after last_p
+                * cannot be too long */
   size_t max_line;
-  unsigned long_line;          /* a line over max_line was seen */
-} skip_state;
+  unsigned long_line; /* a line over max_line was seen */
+  uint64_t bad, crs;  /* the masks of the block where the run stopped;
+                       * bad == 0: it stopped at the end of the input */
+} run_state;
 
-/* Take the block at b (= s + p) given its CR, LF and dot masks (bit i =
- * byte i; `dots` may be 0 when the caller checked dots itself). Returns 0
- * when the block is not plain well-formed lines. */
-static inline int take_block(skip_state *st, const unsigned char *b, size_t p,
-                             uint64_t crs, uint64_t lfs, uint64_t dots) {
-  uint64_t starts = (lfs << 1) | st->carry_lf;
-  if (lfs != ((crs << 1) | st->carry_cr)) return 0; /* bare CR or LF */
-  if ((dots & starts) || (st->carry_lf && b[0] == '.')) return 0;
-  if (st->max_line >= 64) {
-    /* Only the block's first line can be too long. Written without
-     * branches: whether a block holds an LF follows the text, not a
-     * pattern a predictor learns. */
-    uint64_t l = lfs ? lfs : (uint64_t)1 << 63;
-    size_t end = p + (size_t)__builtin_ctzll(l) + 1;
-    st->long_line |= (unsigned)(lfs != 0) &
-                     (unsigned)(st->line_len + (end - st->mark) > st->max_line);
-    size_t after_last = p + 64 - (size_t)__builtin_clzll(l);
-    st->mark = lfs ? after_last : st->mark;
-    st->line_len = lfs ? 0 : st->line_len;
-  } else {
-    for (uint64_t m = lfs; m; m &= m - 1) {
-      size_t end = p + (size_t)__builtin_ctzll(m) + 1;
-      if (st->line_len + (end - st->mark) > st->max_line) st->long_line = 1;
-      st->line_len = 0;
-      st->mark = end;
+static void run_init(run_state *st, size_t line_start, size_t max_line) {
+  st->last_p = line_start - 2;
+  st->last_ends = 1;
+  /* A line ending in block p starts after the last end, at or after
+   * last_p + 2, and ends at p + 65 at the latest. */
+  st->near = max_line >= 64 ? max_line - 63 : 0;
+  st->max_line = max_line;
+  st->long_line = 0;
+  st->bad = st->crs = 0;
+}
+
+/* Where the current line started. */
+static inline size_t run_line_start(const run_state *st) {
+  return st->last_p + 65 - (size_t)__builtin_clzll(st->last_ends);
+}
+
+/* Count the lines a block ends: bit i of `ends` is a CR at p + i whose LF
+ * follows, so a line ends at p + i + 2. Line lengths are only worked out
+ * when a line may be too long: while lines are short, a block costs a
+ * compare and two conditional moves. */
+static inline void count_lines(run_state *st, size_t p, uint64_t ends) {
+  if (p - st->last_p > st->near) {
+    size_t line_start = run_line_start(st);
+    for (uint64_t m = ends; m; m &= m - 1) {
+      size_t end = p + (size_t)__builtin_ctzll(m) + 2;
+      if (end - line_start > st->max_line) st->long_line = 1;
+      line_start = end;
     }
   }
-  st->carry_cr = crs >> 63;
-  st->carry_lf = lfs >> 63;
-  return 1;
+  st->last_p = ends ? p : st->last_p;
+  st->last_ends = ends ? ends : st->last_ends;
 }
 
 #ifdef LSMTP__DATA_SSE2
-static size_t skip_sse2(skip_state *out, const unsigned char *s, size_t p,
-                        size_t len, unsigned seen) {
-  skip_state local = *out, *st = &local; /* kept in registers */
-  const __m128i cr = _mm_set1_epi8('\r');
-  const __m128i lf = _mm_set1_epi8('\n');
+#define LSMTP__ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* Bytes that are a problem until seen once, as "signed (byte ^ flip) <
+ * limit": NUL and 8-bit are the bytes below 1, 8-bit alone those below 0,
+ * none those below -128; NUL alone is the only byte that ^ 0x80 gives
+ * -128. Only that case needs the ^, so the loops below are made twice,
+ * with and without it (the compiler drops the unused one's code). */
+static int byte_test(unsigned seen, char *limit) {
+  int nul = !(seen & LSMTP_DATA_SAW_NUL), high = !(seen & LSMTP_DATA_SAW_8BIT);
+  *limit = (char)(nul ? (high ? 1 : -127) : (high ? 0 : -128));
+  return nul && !high;
+}
+
+static LSMTP__ALWAYS_INLINE size_t run_sse2_loop(run_state *st,
+                                                 const unsigned char *s,
+                                                 size_t p, size_t len,
+                                                 char limit_c, int flip) {
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
   const __m128i dot = _mm_set1_epi8('.');
-  /* High bit finds 8-bit bytes, "min == 0" finds NUL; once seen, neither
-   * is looked for (the masks below are then 0). */
-  const __m128i zero = _mm_setzero_si128();
-  const __m128i high =
-      _mm_set1_epi8((char)(seen & LSMTP_DATA_SAW_8BIT ? 0 : 0x80));
-  const __m128i nul_on =
-      _mm_set1_epi8((char)(seen & LSMTP_DATA_SAW_NUL ? 0 : 0xff));
-  for (; len - p >= 64; p += 64) {
+  const __m128i limit = _mm_set1_epi8(limit_c);
+  const __m128i high = _mm_set1_epi8((char)(flip ? 0x80 : 0));
+  for (const size_t stop = len - 66; p <= stop; p += 64) {
     const unsigned char *b = s + p;
 #define LOAD_(off) _mm_loadu_si128((const __m128i *)(const void *)(b + (off)))
-    __m128i v0 = LOAD_(0), v1 = LOAD_(16), v2 = LOAD_(32), v3 = LOAD_(48);
-    __m128i lo = _mm_min_epu8(_mm_min_epu8(v0, v1), _mm_min_epu8(v2, v3));
-    __m128i hi = _mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3));
-    __m128i l0 = _mm_cmpeq_epi8(v0, lf), l1 = _mm_cmpeq_epi8(v1, lf);
-    __m128i l2 = _mm_cmpeq_epi8(v2, lf), l3 = _mm_cmpeq_epi8(v3, lf);
-    /* "The next byte is a dot", lined up with the LF masks. The last
-     * vector is shifted instead of loaded so nothing past the block is
-     * read; a dot after the block is the next block's (carry_lf). */
-    __m128i d0 = _mm_cmpeq_epi8(LOAD_(1), dot);
-    __m128i d1 = _mm_cmpeq_epi8(LOAD_(17), dot);
-    __m128i d2 = _mm_cmpeq_epi8(LOAD_(33), dot);
-    __m128i d3 = _mm_srli_si128(_mm_cmpeq_epi8(v3, dot), 1);
+#define QUARTER_(k, c, bad)                                                   \
+  __m128i c = _mm_cmpeq_epi8(LOAD_(16 * (k)), cr);                            \
+  __m128i bad = _mm_or_si128(                                                 \
+      _mm_or_si128(_mm_xor_si128(c, _mm_cmpeq_epi8(LOAD_(16 * (k) + 1), lf)), \
+                   _mm_and_si128(c, _mm_cmpeq_epi8(LOAD_(16 * (k) + 2), dot))), \
+      _mm_cmpgt_epi8(limit, flip ? _mm_xor_si128(LOAD_(16 * (k)), high)      \
+                                 : LOAD_(16 * (k))))
+    QUARTER_(0, c0, bad0);
+    QUARTER_(1, c1, bad1);
+    QUARTER_(2, c2, bad2);
+    QUARTER_(3, c3, bad3);
+#undef QUARTER_
 #undef LOAD_
-    __m128i bad = _mm_or_si128(
-        _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(lo, zero), nul_on),
-                     _mm_and_si128(hi, high)),
-        _mm_or_si128(
-            _mm_or_si128(_mm_and_si128(l0, d0), _mm_and_si128(l1, d1)),
-            _mm_or_si128(_mm_and_si128(l2, d2), _mm_and_si128(l3, d3))));
-    if (_mm_movemask_epi8(bad)) break;
 #define MASK_(v) ((uint64_t)(unsigned)_mm_movemask_epi8(v))
-    uint64_t crs = MASK_(_mm_cmpeq_epi8(v0, cr)) |
-                   MASK_(_mm_cmpeq_epi8(v1, cr)) << 16 |
-                   MASK_(_mm_cmpeq_epi8(v2, cr)) << 32 |
-                   MASK_(_mm_cmpeq_epi8(v3, cr)) << 48;
-    uint64_t lfs = MASK_(l0) | MASK_(l1) << 16 | MASK_(l2) << 32 |
-                   MASK_(l3) << 48;
+    uint64_t crs = MASK_(c0) | MASK_(c1) << 16 | MASK_(c2) << 32 |
+                   MASK_(c3) << 48;
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bad0, bad1),
+                                       _mm_or_si128(bad2, bad3)))) {
+      st->bad = MASK_(bad0) | MASK_(bad1) << 16 | MASK_(bad2) << 32 |
+                MASK_(bad3) << 48;
+      st->crs = crs;
+      break;
+    }
 #undef MASK_
-    if (!take_block(st, b, p, crs, lfs, 0)) break;
+    count_lines(st, p, crs);
   }
-  *out = local;
+  return p;
+}
+
+/* Take blocks from p while they are well-formed and 66 bytes are left;
+ * returns where it stopped, with the masks of a block it stopped at in
+ * out->bad and out->crs. */
+static size_t run_sse2(run_state *out, const unsigned char *s, size_t p,
+                       size_t len, unsigned seen) {
+  run_state st = *out; /* kept in registers */
+  char limit;
+  if (byte_test(seen, &limit))
+    p = run_sse2_loop(&st, s, p, len, limit, 1);
+  else
+    p = run_sse2_loop(&st, s, p, len, limit, 0);
+  *out = st;
   return p;
 }
 #endif
 
 #ifdef LSMTP__DATA_AVX2
-__attribute__((target("avx2"))) static size_t
-skip_avx2(skip_state *out, const unsigned char *s, size_t p, size_t len,
-          unsigned seen) {
-  skip_state local = *out, *st = &local; /* kept in registers */
-  const __m256i cr = _mm256_set1_epi8('\r');
-  const __m256i lf = _mm256_set1_epi8('\n');
+__attribute__((target("avx2"))) static LSMTP__ALWAYS_INLINE size_t
+run_avx2_loop(run_state *st, const unsigned char *s, size_t p, size_t len,
+              char limit_c, int flip) {
+  const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
   const __m256i dot = _mm256_set1_epi8('.');
-  const __m256i high =
-      _mm256_set1_epi8((char)(seen & LSMTP_DATA_SAW_8BIT ? 0 : 0x80));
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i nul_on =
-      _mm256_set1_epi8((char)(seen & LSMTP_DATA_SAW_NUL ? 0 : 0xff));
-  for (; len - p >= 64; p += 64) {
+  const __m256i limit = _mm256_set1_epi8(limit_c);
+  const __m256i high = _mm256_set1_epi8((char)(flip ? 0x80 : 0));
+  for (const size_t stop = len - 66; p <= stop; p += 64) {
     const unsigned char *b = s + p;
-    __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)b);
-    __m256i v1 = _mm256_loadu_si256((const __m256i *)(const void *)(b + 32));
-    __m256i bad = _mm256_or_si256(
-        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(v0, v1), zero),
-                         nul_on),
-        _mm256_and_si256(_mm256_or_si256(v0, v1), high));
-    if (_mm256_movemask_epi8(bad)) break;
+#define LOAD_(off)                                                            \
+  _mm256_loadu_si256((const __m256i *)(const void *)(b + (off)))
+#define HALF_(k, c, bad)                                                      \
+  __m256i c = _mm256_cmpeq_epi8(LOAD_(32 * (k)), cr);                         \
+  __m256i bad = _mm256_or_si256(                                              \
+      _mm256_or_si256(                                                        \
+          _mm256_xor_si256(c, _mm256_cmpeq_epi8(LOAD_(32 * (k) + 1), lf)),    \
+          _mm256_and_si256(c, _mm256_cmpeq_epi8(LOAD_(32 * (k) + 2), dot))),  \
+      _mm256_cmpgt_epi8(limit, flip ? _mm256_xor_si256(LOAD_(32 * (k)), high) \
+                                    : LOAD_(32 * (k))))
+    HALF_(0, c0, bad0);
+    HALF_(1, c1, bad1);
+#undef HALF_
+#undef LOAD_
 #define MASK_(v) ((uint64_t)(unsigned)_mm256_movemask_epi8(v))
-    uint64_t crs = MASK_(_mm256_cmpeq_epi8(v0, cr)) |
-                   MASK_(_mm256_cmpeq_epi8(v1, cr)) << 32;
-    uint64_t lfs = MASK_(_mm256_cmpeq_epi8(v0, lf)) |
-                   MASK_(_mm256_cmpeq_epi8(v1, lf)) << 32;
-    uint64_t dots = MASK_(_mm256_cmpeq_epi8(v0, dot)) |
-                    MASK_(_mm256_cmpeq_epi8(v1, dot)) << 32;
+    uint64_t crs = MASK_(c0) | MASK_(c1) << 32;
+    __m256i bad = _mm256_or_si256(bad0, bad1);
+    if (!_mm256_testz_si256(bad, bad)) {
+      st->bad = MASK_(bad0) | MASK_(bad1) << 32;
+      st->crs = crs;
+      break;
+    }
 #undef MASK_
-    if (!take_block(st, b, p, crs, lfs, dots)) break;
+    count_lines(st, p, crs);
   }
-  *out = local;
+  return p;
+}
+
+/* As run_sse2, 32 bytes at a time. */
+__attribute__((target("avx2"))) static size_t
+run_avx2(run_state *out, const unsigned char *s, size_t p, size_t len,
+         unsigned seen) {
+  run_state st = *out; /* kept in registers */
+  char limit;
+  if (byte_test(seen, &limit))
+    p = run_avx2_loop(&st, s, p, len, limit, 1);
+  else
+    p = run_avx2_loop(&st, s, p, len, limit, 0);
+  *out = st;
   return p;
 }
 #endif
 
-/* Skip whole blocks of well-formed lines from p. Line lengths are checked
- * on the way: *line_len counts the current line up to *mark, as in the
- * loops of the decoder and encoder; a line over max_line sets
- * LSMTP_DATA_SAW_LONG_LINE in *seen_out. Must be entered inside a line,
- * just after a byte that is not an unresolved CR, and with s[p] not part
- * of a CRLF. Returns the position reached: again inside a line after a
- * non-CR byte (*at_bol = 0), or at the start of a line (*at_bol = 1).
+/* Skip a run of well-formed lines from p. Line lengths are checked on the
+ * way: *line_len counts the current line up to *mark, as in the loops of
+ * the decoder and encoder; a line over max_line sets
+ * LSMTP_DATA_SAW_LONG_LINE in *seen_out. Must be entered inside a line (a
+ * dot at p is not looked at), just after a byte that is not an unresolved
+ * CR. Returns the position reached: at the start of a line, after a CRLF
+ * (*at_bol = 1), or else inside a line after a byte that is neither CR nor
+ * LF, or where it began (*at_bol = 0). It stops early only where the bytes
+ * at the returned position need the byte-wise code: a line starting with
+ * ".", a bare CR or LF, or a NUL or 8-bit byte not seen before; otherwise
+ * it goes on while 66 bytes are left.
  * impl: 0 = the best the CPU has, 1 = SSE2 only, 2 = no vector code (skips
- * nothing); all give the same result, which the tests check.
+ * nothing); 0 and 1 give the same result, which the tests check.
  * Shared with the encoder. */
 size_t lsmtp__data_skip_lines(const unsigned char *s, size_t p, size_t len,
                               unsigned seen, size_t max_line,
                               size_t *line_len, size_t *mark,
                               unsigned *seen_out, int *at_bol, int impl) {
-  skip_state st = {0, 0, *line_len, *mark, max_line, 0};
+  *at_bol = 0;
+  /* A LF here is a bare one (a CRLF's LF would follow an unresolved CR);
+   * the blocks only look at LFs after their first byte. */
+  if (len - p < 66 || s[p] == '\n') return p;
+  const size_t start0 = *mark - *line_len;
+  run_state st;
+  run_init(&st, start0, max_line);
+  size_t q = p; /* the start of the block where the run stopped */
 #if defined(LSMTP__DATA_AVX2)
   if (impl == 0 && __builtin_cpu_supports("avx2"))
-    p = skip_avx2(&st, s, p, len, seen);
+    q = run_avx2(&st, s, p, len, seen);
   else if (impl != 2)
-    p = skip_sse2(&st, s, p, len, seen);
+    q = run_sse2(&st, s, p, len, seen);
 #elif defined(LSMTP__DATA_SSE2)
-  if (impl != 2) p = skip_sse2(&st, s, p, len, seen);
+  if (impl != 2) q = run_sse2(&st, s, p, len, seen);
 #else
-  (void)s; (void)len; (void)seen; (void)impl;
+  (void)seen; (void)impl;
 #endif
-  *line_len = st.line_len;
-  *mark = st.mark;
+  size_t end = q;
+  if (st.bad) {
+    /* The first problem is at q + f; all before it is well-formed. */
+    unsigned f = (unsigned)__builtin_ctzll(st.bad);
+    uint64_t ends = st.crs & (((uint64_t)1 << f) - 1);
+    const unsigned char *b = s + q;
+    if (b[f] == '\n') { /* a CRLF's LF, and then a bare LF */
+      end = q + f + 1;
+    } else if (b[f] == '\r' && b[f + 1] == '\n') { /* CRLF "." */
+      ends |= (uint64_t)1 << f;
+      end = q + f + 2;
+    } else { /* a bare CR, a byte before a bare LF, a NUL or 8-bit byte */
+      end = q + f;
+    }
+    count_lines(&st, q, ends);
+  } else if (q > p && s[q - 1] == '\r') {
+    end = q + 1; /* the last block took the LF after its last byte, too */
+  }
+  /* Every LF taken is a CRLF's. */
+  *at_bol = end > p && s[end - 1] == '\n';
+  if (run_line_start(&st) != start0) { /* a line ended */
+    *mark = run_line_start(&st);
+    *line_len = 0;
+  }
   if (st.long_line) *seen_out |= LSMTP_DATA_SAW_LONG_LINE;
-  *at_bol = 0;
-  if (st.carry_cr) return p - 1; /* leave that CR to the caller */
-  *at_bol = st.carry_lf != 0;
-  return p;
+  return end;
 }
 
 int lsmtp_data_decoder_new(lsmtp_data_decoder **out,

@@ -2,8 +2,14 @@
  * line reader and lsmtp_cmd_parse, and the DATA decoder and encoder against
  * memcpy of the same bytes in the same run. Prints a Markdown table.
  *
- * Usage: bench_core [--quick]
- *   --quick: shorter runs, for a smoke check; numbers are rougher. */
+ * Usage: bench_core [--quick | --count N]
+ *   --quick: shorter runs, for a smoke check; numbers are rougher.
+ *   --count N: no timing; decode the message N times, then encode it N
+ *     times, and stop. For counting instructions, which unlike times are
+ *     repeatable on a busy machine:
+ *       valgrind --tool=callgrind --toggle-collect=decode_wire \
+ *         --toggle-collect=encode_message bench_core --count 20
+ *     (or one --toggle-collect each, for each count alone). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,10 +218,33 @@ static size_t encode_message(void *p) {
   return c->out;
 }
 
+/* --count N: the work alone, a fixed number of times. */
+static int count_only(unsigned long passes) {
+  data_ctx data;
+  build_message(&data);
+  for (unsigned long i = 0; i < passes; i++) decode_wire(&data);
+  for (unsigned long i = 0; i < passes; i++) encode_message(&data);
+  printf("decoded and encoded %lu times: %zu octets on the wire, %zu of "
+         "message\n",
+         passes, data.wire.len, data.message.len);
+  lsmtp_data_decoder_del(data.dec);
+  lsmtp_data_encoder_del(data.enc);
+  free(data.message.p);
+  free(data.wire.p);
+  free(data.copy);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--count") == 0) {
+    char *end;
+    unsigned long passes = strtoul(argv[2], &end, 10);
+    if (*end == '\0' && passes > 0 && passes <= 100000)
+      return count_only(passes);
+  }
   int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
   if (argc > 2 || (argc == 2 && !quick)) {
-    fprintf(stderr, "usage: bench_core [--quick]\n");
+    fprintf(stderr, "usage: bench_core [--quick | --count N]\n");
     return 2;
   }
   const int runs = quick ? 3 : 5;
