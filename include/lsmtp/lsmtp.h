@@ -20,6 +20,7 @@
 #include <lsmtp/sasl_server.h>
 #include <lsmtp/authfile.h>
 #include <lsmtp/submit.h>
+#include <lsmtp/dns.h>
 #include <lsmtp/net.h>
 #include <lsmtp/tls.h>
 
