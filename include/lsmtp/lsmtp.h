@@ -21,6 +21,7 @@
 #include <lsmtp/authfile.h>
 #include <lsmtp/submit.h>
 #include <lsmtp/dns.h>
+#include <lsmtp/spool.h>
 #include <lsmtp/net.h>
 #include <lsmtp/tls.h>
 
