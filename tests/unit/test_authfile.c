@@ -15,6 +15,7 @@
 
 #include "crypto.h"
 #include "internal.h"
+#include "support_failalloc.h"
 #include <lsmtp/authfile.h>
 
 static char tmpdir[] = "/tmp/lsmtp-authfile-XXXXXX";
@@ -486,35 +487,6 @@ static void test_unknown_user_costs_the_same(void **state) {
 
 /* ---- allocation failure at every allocation ---- */
 
-typedef struct {
-  long fail_at; /* allocation number that fails; -1 never */
-  long count;
-  long live;
-} fail_alloc;
-
-static void *fa_malloc(size_t size, void *ud) {
-  fail_alloc *f = ud;
-  if (f->count++ == f->fail_at) return NULL;
-  void *p = malloc(size);
-  if (p) f->live++;
-  return p;
-}
-
-static void *fa_realloc(void *ptr, size_t size, void *ud) {
-  fail_alloc *f = ud;
-  if (f->count++ == f->fail_at) return NULL;
-  void *p = realloc(ptr, size);
-  if (p && !ptr) f->live++;
-  return p;
-}
-
-static void fa_free(void *ptr, void *ud) {
-  fail_alloc *f = ud;
-  if (!ptr) return;
-  f->live--;
-  free(ptr);
-}
-
 static void test_allocation_failures(void **state) {
   (void)state;
   need_crypto();
@@ -537,12 +509,14 @@ static void test_allocation_failures(void **state) {
       fclose(f);
     }
     long ok_at = -1;
+    /* n allocations succeed, the next one fails; ok_at: how many the
+     * load makes when none fails. */
     for (long n = 0; n < 1000 && ok_at < 0; n++) {
-      fail_alloc fa = {n, 0, 0};
-      lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
+      failalloc fa;
+      failalloc_init(&fa, n + 1);
       lsmtp_authfile *af = NULL;
-      int rc = lsmtp_authfile_load(&af, &a, path);
-      if (fa.count <= n) { /* no allocation failed: done */
+      int rc = lsmtp_authfile_load(&af, &fa.alloc, path);
+      if (!failalloc_reached(&fa)) { /* no allocation failed: done */
         assert_int_equal(rc, bad ? LSMTP_ERR_SYNTAX : LSMTP_OK);
         ok_at = n;
       } else {

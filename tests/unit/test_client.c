@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 #include <lsmtp/client.h>
 #include <lsmtp/sasl.h>
 
@@ -717,32 +718,6 @@ static void test_starttls_state(void **state) {
 }
 
 /* Walk an allocation failure through every allocation of a whole session. */
-typedef struct failing {
-  long countdown;
-  int failed;
-} failing;
-
-static void *f_malloc(size_t n, void *ud) {
-  failing *f = ud;
-  if (f->countdown-- == 0) {
-    f->failed = 1;
-    return NULL;
-  }
-  return malloc(n);
-}
-static void *f_realloc(void *p, size_t n, void *ud) {
-  failing *f = ud;
-  if (f->countdown-- == 0) {
-    f->failed = 1;
-    return NULL;
-  }
-  return realloc(p, n);
-}
-static void f_free(void *p, void *ud) {
-  (void)ud;
-  free(p);
-}
-
 static int one_session(const lsmtp_allocator *a) {
   lsmtp_client_config *cfg;
   int rc = lsmtp_client_config_new(&cfg, a);
@@ -781,11 +756,11 @@ static int one_session(const lsmtp_allocator *a) {
 
 static void test_allocation_failures(void **state) {
   (void)state;
-  for (long i = 0;; i++) {
-    failing f = {i, 0};
-    lsmtp_allocator a = {f_malloc, f_realloc, f_free, &f};
-    int rc = one_session(&a);
-    if (!f.failed) {
+  for (long n = 1;; n++) {
+    failalloc f;
+    failalloc_init(&f, n);
+    int rc = one_session(&f.alloc);
+    if (!failalloc_reached(&f)) {
       assert_int_equal(rc, LSMTP_OK);
       break;
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 
 #define S_(lit) lit, (sizeof lit - 1) /* a literal and its length */
 
@@ -489,43 +490,25 @@ static void test_decode_args(void **state) {
   assert_int_equal(lsmtp_data_encoder_seen(NULL), 0);
 }
 
-/* An allocator that fails, and one that counts. */
-static void *fail_malloc(size_t n, void *ud) {
-  (void)n;
-  (void)ud;
-  return NULL;
-}
-static void *count_malloc(size_t n, void *ud) {
-  (*(int *)ud)++;
-  return malloc(n);
-}
-static void *count_realloc(void *p, size_t n, void *ud) {
-  (void)ud;
-  return realloc(p, n);
-}
-static void count_free(void *p, void *ud) {
-  if (p) (*(int *)ud)--;
-  free(p);
-}
-
 static void test_allocator(void **state) {
   (void)state;
-  int live = 0;
-  lsmtp_allocator failing = {fail_malloc, count_realloc, count_free, &live};
-  lsmtp_allocator counting = {count_malloc, count_realloc, count_free, &live};
+  failalloc failing, counting;
+  failalloc_init_sticky(&failing, 1); /* every allocation fails */
+  failalloc_init(&counting, 0);       /* none fails */
   lsmtp_data_decoder *d = NULL;
   lsmtp_data_encoder *e = NULL;
-  assert_int_equal(lsmtp_data_decoder_new(&d, &failing, 0, 0, 0),
+  assert_int_equal(lsmtp_data_decoder_new(&d, &failing.alloc, 0, 0, 0),
                    LSMTP_ERR_NOMEM);
-  assert_int_equal(lsmtp_data_encoder_new(&e, &failing), LSMTP_ERR_NOMEM);
+  assert_int_equal(lsmtp_data_encoder_new(&e, &failing.alloc), LSMTP_ERR_NOMEM);
   assert_null(d);
   assert_null(e);
-  assert_int_equal(lsmtp_data_decoder_new(&d, &counting, 0, 0, 0), LSMTP_OK);
-  assert_int_equal(lsmtp_data_encoder_new(&e, &counting), LSMTP_OK);
-  assert_int_equal(live, 2);
+  assert_int_equal(failing.live, 0); /* nothing freed that it did not hand out */
+  assert_int_equal(lsmtp_data_decoder_new(&d, &counting.alloc, 0, 0, 0), LSMTP_OK);
+  assert_int_equal(lsmtp_data_encoder_new(&e, &counting.alloc), LSMTP_OK);
+  assert_int_equal(counting.live, 2);
   lsmtp_data_decoder_del(d);
   lsmtp_data_encoder_del(e);
-  assert_int_equal(live, 0);
+  assert_int_equal(counting.live, 0);
 }
 
 /* ---- encoder ---- */

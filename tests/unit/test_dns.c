@@ -20,6 +20,7 @@
 
 #include <lsmtp/dns.h>
 #include "dns/dns_int.h"
+#include "support_failalloc.h"
 
 /* ------------------------------------------------------------------ */
 /* Recording completions                                               */
@@ -1307,38 +1308,17 @@ static void test_lookup_cancel_and_destroy(void **state) {
 
 /* Walk an allocation failure through every allocation of a lookup with an
  * immediate static resolver: done runs exactly once or new fails. */
-typedef struct fail_alloc {
-  long countdown;
-  long allocs;
-} fail_alloc;
-
-static void *fa_malloc(size_t n, void *ud) {
-  fail_alloc *f = ud;
-  f->allocs++;
-  if (f->countdown-- == 0) return NULL;
-  return malloc(n);
-}
-static void *fa_realloc(void *ptr, size_t n, void *ud) {
-  fail_alloc *f = ud;
-  f->allocs++;
-  if (f->countdown-- == 0) return NULL;
-  return realloc(ptr, n);
-}
-static void fa_free(void *ptr, void *ud) {
-  (void)ud;
-  free(ptr);
-}
-
 static void test_lookup_allocation_failures(void **state) {
   (void)state;
   int saw_success = 0;
-  for (long n = 0; n < 200 && !saw_success; n++) {
-    fail_alloc f = {n, 0};
-    lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &f};
+  for (long n = 1; n <= 200 && !saw_success; n++) {
+    failalloc f;
+    failalloc_init(&f, n);
+    const lsmtp_allocator *a = &f.alloc;
     lsmtp_dns_static *fs;
-    int rc = lsmtp_dns_static_new(&fs, &a, 0);
+    int rc = lsmtp_dns_static_new(&fs, a, 0);
     lsmtp_mx_plan *p = NULL;
-    if (rc == LSMTP_OK) rc = lsmtp_mx_plan_new(&p, &a);
+    if (rc == LSMTP_OK) rc = lsmtp_mx_plan_new(&p, a);
     if (rc == LSMTP_OK) {
       /* Copy the table into the failing one, tolerating failures. */
       (void)lsmtp_dns_static_add_mx(fs, "example.com", 10, "mx1.example.com");
@@ -1346,12 +1326,12 @@ static void test_lookup_allocation_failures(void **state) {
       lk k;
       memset(&k, 0, sizeof k);
       lsmtp_mx_lookup *l = NULL;
-      rc = lsmtp_mx_lookup_new(&l, &a, lsmtp_dns_static_resolver(fs), p, "example.com",
+      rc = lsmtp_mx_lookup_new(&l, a, lsmtp_dns_static_resolver(fs), p, "example.com",
                                lookup_done, &k);
       if (rc == LSMTP_OK) {
         assert_int_equal(k.calls, 1);
         if (k.result == LSMTP_MX_OK && strcmp(k.targets, "mx1.example.com=192.0.2.1") == 0)
-          saw_success = f.countdown >= 0;
+          saw_success = !failalloc_reached(&f);
         lsmtp_mx_lookup_del(l);
       } else {
         assert_int_equal(rc, LSMTP_ERR_NOMEM);

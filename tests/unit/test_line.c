@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 
 #define MAX_EVENTS 16
 #define MAX_LINE_BYTES 256
@@ -242,36 +243,6 @@ static void test_reset_set_max_and_empty_feed(void **state) {
 
 /* ---- allocation failure ---- */
 
-typedef struct fail_alloc {
-  long fail_at; /* 1-based number of the allocation that fails */
-  long count;
-  long live;
-} fail_alloc;
-
-static void *fa_malloc(size_t n, void *ud) {
-  fail_alloc *f = ud;
-  if (++f->count == f->fail_at) return NULL;
-  void *p = malloc(n);
-  if (p) f->live++;
-  return p;
-}
-
-static void *fa_realloc(void *ptr, size_t n, void *ud) {
-  fail_alloc *f = ud;
-  if (++f->count == f->fail_at) return NULL;
-  void *p = realloc(ptr, n);
-  if (p && !ptr) f->live++;
-  return p;
-}
-
-static void fa_free(void *ptr, void *ud) {
-  fail_alloc *f = ud;
-  if (ptr) {
-    f->live--;
-    free(ptr);
-  }
-}
-
 /* Feeds a line split so that it must be buffered and the buffer must grow;
  * returns the first error or LSMTP_OK when everything went through. */
 static int buffered_scenario(const lsmtp_allocator *a) {
@@ -304,17 +275,8 @@ out:
 
 static void test_allocation_failure(void **state) {
   (void)state;
-  int rc = LSMTP_ERR_NOMEM;
-  long n;
-  for (n = 1; n < 100 && rc != LSMTP_OK; n++) {
-    fail_alloc f = {n, 0, 0};
-    lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &f};
-    rc = buffered_scenario(&a);
-    assert_true(rc == LSMTP_OK || rc == LSMTP_ERR_NOMEM);
-    assert_int_equal(f.live, 0);
-  }
-  assert_int_equal(rc, LSMTP_OK);
-  assert_true(n > 2); /* at least one failure was actually walked */
+  long ok_at = failalloc_walk(buffered_scenario, 99);
+  assert_true(ok_at > 1); /* at least one failure was actually walked */
 }
 
 int main(void) {

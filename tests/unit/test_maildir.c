@@ -20,6 +20,7 @@
 #include <lsmtp/deliver.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 
 #define T_SAT 1795905918
 
@@ -381,44 +382,18 @@ static void test_rename_failure_aborts(void **state) {
 
 /* ---- allocation failures ---- */
 
-typedef struct failing_alloc {
-  int countdown; /* allocations left before failing; -1: never fail */
-  int live;
-} failing_alloc;
-
-static void *fa_malloc(size_t size, void *ud) {
-  failing_alloc *fa = ud;
-  if (fa->countdown == 0) return NULL;
-  if (fa->countdown > 0) fa->countdown--;
-  void *p = malloc(size);
-  if (p) fa->live++;
-  return p;
-}
-static void *fa_realloc(void *ptr, size_t size, void *ud) {
-  failing_alloc *fa = ud;
-  if (fa->countdown == 0) return NULL;
-  if (fa->countdown > 0) fa->countdown--;
-  if (!ptr) fa->live++;
-  return realloc(ptr, size);
-}
-static void fa_free(void *ptr, void *ud) {
-  failing_alloc *fa = ud;
-  if (ptr) fa->live--;
-  free(ptr);
-}
-
 static void test_allocation_failures(void **state) {
   fixture *f = *state;
-  failing_alloc fa = {-1, 0};
-  lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
   int succeeded = 0;
-  for (int n = 0; n < 20 && !succeeded; n++) {
-    fa.countdown = n;
-    fa.live = 0;
+  /* Allocation n and every one after it fail. */
+  for (long n = 1; n <= 20 && !succeeded; n++) {
+    failalloc fa;
+    failalloc_init_sticky(&fa, n);
+    const lsmtp_allocator *a = &fa.alloc;
     lsmtp_maildir_ctx *ctx = NULL;
     lsmtp_maildir *m = NULL;
-    int rc = lsmtp_maildir_ctx_new(&ctx, &a, "h", 0);
-    if (rc == LSMTP_OK) rc = lsmtp_maildir_open(&m, &a, f->box, ctx, T_SAT, 0);
+    int rc = lsmtp_maildir_ctx_new(&ctx, a, "h", 0);
+    if (rc == LSMTP_OK) rc = lsmtp_maildir_open(&m, a, f->box, ctx, T_SAT, 0);
     if (rc == LSMTP_OK) rc = lsmtp_maildir_write(m, "x", 1);
     if (rc == LSMTP_OK) rc = lsmtp_maildir_commit(m);
     if (rc == LSMTP_OK) succeeded = 1;

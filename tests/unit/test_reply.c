@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 
 #define MAX_REPLIES 4
 #define MAX_TEXT 1024
@@ -450,36 +451,6 @@ static void test_format_truncation(void **state) {
 
 /* ---- allocation failure ---- */
 
-typedef struct fail_alloc {
-  long fail_at; /* 1-based number of the allocation that fails */
-  long count;
-  long live;
-} fail_alloc;
-
-static void *fa_malloc(size_t n, void *ud) {
-  fail_alloc *f = ud;
-  if (++f->count == f->fail_at) return NULL;
-  void *p = malloc(n);
-  if (p) f->live++;
-  return p;
-}
-
-static void *fa_realloc(void *ptr, size_t n, void *ud) {
-  fail_alloc *f = ud;
-  if (++f->count == f->fail_at) return NULL;
-  void *p = realloc(ptr, n);
-  if (p && !ptr) f->live++;
-  return p;
-}
-
-static void fa_free(void *ptr, void *ud) {
-  fail_alloc *f = ud;
-  if (ptr) {
-    f->live--;
-    free(ptr);
-  }
-}
-
 /* A long multi-line reply split so that lines are buffered and the text
  * grows, then a pipelined second reply. Returns the first error or
  * LSMTP_OK when both replies came through. */
@@ -530,17 +501,8 @@ static int alloc_scenario(const lsmtp_allocator *a) {
 
 static void test_allocation_failure(void **state) {
   (void)state;
-  int rc = LSMTP_ERR_NOMEM;
-  long n;
-  for (n = 1; n < 200 && rc != LSMTP_OK; n++) {
-    fail_alloc f = {n, 0, 0};
-    lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &f};
-    rc = alloc_scenario(&a);
-    assert_true(rc == LSMTP_OK || rc == LSMTP_ERR_NOMEM);
-    assert_int_equal(f.live, 0);
-  }
-  assert_int_equal(rc, LSMTP_OK);
-  assert_true(n > 4); /* new, line buffer, text buffer and its growth failed */
+  long ok_at = failalloc_walk(alloc_scenario, 199);
+  assert_true(ok_at > 3); /* new, line buffer, text buffer and its growth failed */
 }
 
 int main(void) {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "support_failalloc.h"
 #include "support_transcript.h"
 #include <lsmtp/server.h>
 
@@ -1247,30 +1248,6 @@ static void test_auth_forgotten_by_starttls(void **state) {
 
 /* ---- allocation failure walk ---- */
 
-typedef struct failing {
-  long left; /* allocations that still succeed; < 0: unlimited */
-  long count;
-} failing;
-
-static void *f_malloc(size_t n, void *ud) {
-  failing *f = ud;
-  f->count++;
-  if (f->left == 0) return NULL;
-  if (f->left > 0) f->left--;
-  return malloc(n);
-}
-static void *f_realloc(void *p, size_t n, void *ud) {
-  failing *f = ud;
-  f->count++;
-  if (f->left == 0) return NULL;
-  if (f->left > 0) f->left--;
-  return realloc(p, n);
-}
-static void f_free(void *p, void *ud) {
-  (void)ud;
-  free(p);
-}
-
 static int walk_auth(lsmtp_server *srv, const char *mech, const char *authzid,
                      const char *authcid, const char *password, size_t password_len,
                      void *ud) {
@@ -1297,13 +1274,14 @@ static int feed_pieces(lsmtp_server *srv, const char *in, size_t len) {
   return rc;
 }
 
-/* One whole session with the n-th allocation failing. Returns 1 when the
- * session ran to the end (nothing failed). secure: STARTTLS, then AUTH. */
+/* One whole session in which n allocations succeed and every later one
+ * fails. Returns 1 when the session ran to the end (nothing failed).
+ * secure: STARTTLS, then AUTH. */
 static int session_with_failure(long n, int secure) {
-  failing f = {n, 0};
-  lsmtp_allocator a = {f_malloc, f_realloc, f_free, &f};
+  failalloc f;
+  failalloc_init_sticky(&f, n + 1);
   lsmtp_server_config *cfg = NULL;
-  int rc = lsmtp_server_config_new(&cfg, &a);
+  int rc = lsmtp_server_config_new(&cfg, &f.alloc);
   if (rc != LSMTP_OK) {
     assert_int_equal(rc, LSMTP_ERR_NOMEM);
     assert_null(cfg);

@@ -19,6 +19,7 @@
 
 #include <lsmtp/spool.h>
 
+#include "support_failalloc.h"
 #include "internal.h"
 
 #define T_ARRIVAL 1795905918123ull
@@ -479,32 +480,6 @@ static void test_bounds(void **state) {
 
 /* ---- allocation failures ---- */
 
-typedef struct failing_alloc {
-  int countdown; /* allocations left before failing; -1: never fail */
-  int live;
-} failing_alloc;
-
-static void *fa_malloc(size_t size, void *ud) {
-  failing_alloc *fa = ud;
-  if (fa->countdown == 0) return NULL;
-  if (fa->countdown > 0) fa->countdown--;
-  void *p = malloc(size);
-  if (p) fa->live++;
-  return p;
-}
-static void *fa_realloc(void *ptr, size_t size, void *ud) {
-  failing_alloc *fa = ud;
-  if (fa->countdown == 0) return NULL;
-  if (fa->countdown > 0) fa->countdown--;
-  if (!ptr) fa->live++;
-  return realloc(ptr, size);
-}
-static void fa_free(void *ptr, void *ud) {
-  failing_alloc *fa = ud;
-  if (ptr) fa->live--;
-  free(ptr);
-}
-
 static int scan_load(void *ud, const char *id) {
   (void)ud;
   (void)id;
@@ -513,17 +488,16 @@ static int scan_load(void *ud, const char *id) {
 
 static void test_allocation_failures(void **state) {
   fixture *f = *state;
-  failing_alloc fa = {-1, 0};
-  lsmtp_allocator a = {fa_malloc, fa_realloc, fa_free, &fa};
+  failalloc fa;
+  const lsmtp_allocator *a = &fa.alloc;
   int succeeded = 0, failures = 0;
   for (int n = 0; n < 200 && !succeeded; n++) {
-    fa.countdown = n;
-    fa.live = 0;
+    failalloc_init_sticky(&fa, n + 1); /* allocation n+1 and all after it fail */
     lsmtp_spool *sp = NULL;
     lsmtp_spool_writer *w = NULL;
     lsmtp_spool_entry *e = NULL;
     char id[LSMTP_SPOOL_ID_MAX] = "";
-    int rc = lsmtp_spool_new(&sp, &a, f->dir, LSMTP_SPOOL_NO_FSYNC, NULL, NULL);
+    int rc = lsmtp_spool_new(&sp, a, f->dir, LSMTP_SPOOL_NO_FSYNC, NULL, NULL);
     if (rc == LSMTP_OK) rc = lsmtp_spool_writer_new(&w, sp, "s@x", "e", LSMTP_RET_FULL, 9);
     for (int i = 0; i < 6 && rc == LSMTP_OK; i++)
       rc = lsmtp_spool_writer_add_rcpt(w, i % 2 ? "r1@y" : "r2@y", "rfc822;o", 0);
