@@ -1,6 +1,7 @@
 /* smtp-relay: an SMTP relay built on lsmtp. It accepts mail from allowed
  * clients (or for its own --domain list), spools every message durably
- * before answering 250, and forwards it by --route, --smarthost or MX,
+ * before answering 250, and forwards it by --route, --smarthost or MX
+ * (through the system resolver, or the records of --dns-file),
  * retrying temporary failures on a schedule and bouncing permanent ones.
  * One event loop accepts connections and runs the queue's timers; the
  * blocking deliveries run in RL_WORKERS threads. See docs/man/smtp-relay.1
@@ -28,7 +29,8 @@ static const char usage_text[] =
     "                  [--hostname NAME] [--max-size BYTES]\n"
     "                  [--retry-schedule 1m,5m,15m,1h] [--max-age 5d]\n"
     "                  [--starttls-mode opportunistic|required|off]\n"
-    "                  [--timeout SECONDS] [-v]\n"
+    "                  [--timeout SECONDS] [--dns-file FILE] [--mx-port PORT]\n"
+    "                  [-v]\n"
     "\n"
     "  --listen ADDR:PORT     listen on ADDR (IPv4, or [IPv6]); repeatable\n"
     "  --spool DIR            the queue directory (created if missing)\n"
@@ -47,6 +49,11 @@ static const char usage_text[] =
     "                         certificate check), required, or off\n"
     "  --timeout SECONDS      one limit for every wait, both directions\n"
     "                         (default: the RFC 5321 values)\n"
+    "  --dns-file FILE        answer every DNS lookup (MX, A, AAAA) from the\n"
+    "                         records in FILE instead of the system resolver\n"
+    "                         (for tests and closed setups; see the man page)\n"
+    "  --mx-port PORT         port of next hops found through DNS (default 25;\n"
+    "                         for tests and odd setups)\n"
     "  -v, --verbose          print sessions and the delivery dialogue\n"
     "  -h, --help             print this help\n"
     "\n"
@@ -142,7 +149,8 @@ static int parse_cidr(const char *s, rl_cidr *c) {
 
 enum {
   OPT_LISTEN = 256, OPT_SPOOL, OPT_DOMAIN, OPT_RELAY_FROM, OPT_ROUTE, OPT_SMARTHOST,
-  OPT_HOSTNAME, OPT_MAX_SIZE, OPT_RETRY, OPT_MAX_AGE, OPT_STARTTLS, OPT_TIMEOUT
+  OPT_HOSTNAME, OPT_MAX_SIZE, OPT_RETRY, OPT_MAX_AGE, OPT_STARTTLS, OPT_TIMEOUT,
+  OPT_DNS_FILE, OPT_MX_PORT
 };
 
 static const struct option long_options[] = {
@@ -158,6 +166,8 @@ static const struct option long_options[] = {
     {"max-age", required_argument, NULL, OPT_MAX_AGE},
     {"starttls-mode", required_argument, NULL, OPT_STARTTLS},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"dns-file", required_argument, NULL, OPT_DNS_FILE},
+    {"mx-port", required_argument, NULL, OPT_MX_PORT},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -174,6 +184,8 @@ static int check_domain(const char *d) {
 static int parse_options(rl_app *app, int argc, char **argv) {
   parse_schedule(app, "1m,5m,15m,1h");
   app->max_age_ms = 5u * 86400000u;
+  app->mx_port = 25;
+  const char *dns_file = NULL;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
@@ -251,6 +263,17 @@ static int parse_options(rl_app *app, int argc, char **argv) {
         if (cli_parse_u64(optarg, 3600, &app->timeout_s) != 0 || app->timeout_s == 0)
           return usage_error("--timeout %s: want 1..3600 seconds", optarg);
         break;
+      case OPT_DNS_FILE:
+        if (!*optarg) return usage_error("--dns-file %s: give a file", optarg);
+        dns_file = optarg;
+        break;
+      case OPT_MX_PORT: {
+        uint64_t port;
+        if (cli_parse_u64(optarg, 65535, &port) != 0 || port == 0)
+          return usage_error("--mx-port %s: want 1..65535", optarg);
+        app->mx_port = (unsigned)port;
+        break;
+      }
       case 'v': app->verbosity++; break;
       case 'h': fputs(usage_text, stdout); return EX_OK;
       case ':': return usage_error("%s needs an argument", argv[optind - 1]);
@@ -267,6 +290,8 @@ static int parse_options(rl_app *app, int argc, char **argv) {
     parse_cidr("::1", &app->relay_from[1]);
     app->nrelay_from = 2;
   }
+  /* Read last, so a typo in another option is reported without it. */
+  if (dns_file && rl_dnsfile_load(app, dns_file) != 0) return EX_USAGE;
   return -1;
 }
 
@@ -390,10 +415,12 @@ int main(int argc, char **argv) {
           LSMTP_OK)
     rc = EX_OSERR;
   if (rc < 0) {
-    cli_log(CLI_INFO, "ready: spool %s, %zu route(s)%s, STARTTLS %s", app.spool_dir,
-            app.nroutes, app.have_smarthost ? ", smarthost" : "",
+    cli_log(CLI_INFO, "ready: spool %s, %zu route(s)%s, STARTTLS %s, DNS %s%s, MX port %u",
+            app.spool_dir, app.nroutes, app.have_smarthost ? ", smarthost" : "",
             app.tls_mode == RL_TLS_OFF ? "off"
-            : app.tls_mode == RL_TLS_REQUIRED ? "required" : "opportunistic");
+            : app.tls_mode == RL_TLS_REQUIRED ? "required" : "opportunistic",
+            app.dns_file ? "from " : "system", app.dns_file ? app.dns_file : "",
+            app.mx_port);
     rc = lsmtp_loop_run(app.loop) == LSMTP_OK ? EX_OK : EX_OSERR;
   }
   if (rl_queue_in_flight(&app) > 0) {
@@ -415,6 +442,7 @@ int main(int argc, char **argv) {
   lsmtp_loop_del(app.loop);
   lsmtp_spool_del(app.spool);
   lsmtp_server_config_del(app.cfg);
+  rl_dnsfile_free(&app);
   if (rc == EX_OK) cli_log(CLI_INFO, "stopped");
   return rc;
 }

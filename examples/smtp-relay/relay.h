@@ -3,7 +3,9 @@
  * message before 250); queue.c keeps the queued messages in memory,
  * schedules attempts and records their outcomes; worker.c runs the
  * blocking part of a delivery (route, MX lookup, lsmtp_submit) in worker
- * threads; bounce.c writes delivery status notifications. */
+ * threads; bounce.c writes delivery status notifications; dnsfile.c
+ * reads --dns-file (static DNS records used instead of the system
+ * resolver). */
 #ifndef SMTP_RELAY_H
 #define SMTP_RELAY_H
 
@@ -38,6 +40,7 @@ typedef struct rl_route {
 typedef enum rl_tls_mode { RL_TLS_OPPORTUNISTIC = 0, RL_TLS_REQUIRED, RL_TLS_OFF } rl_tls_mode;
 
 typedef struct rl_queue rl_queue;
+typedef struct rl_dns_record rl_dns_record;
 typedef struct rl_workers rl_workers;
 
 /* The whole program's configuration and shared state. Everything but the
@@ -63,6 +66,10 @@ typedef struct rl_app {
   rl_tls_mode tls_mode;
   uint64_t timeout_s; /* 0: the RFC 5321 values */
   int verbosity;
+  unsigned mx_port;            /* port of next hops found through DNS (25) */
+  const char *dns_file;        /* --dns-file, NULL: the system resolver */
+  rl_dns_record *dns_records;  /* its records, read-only once loaded */
+  size_t ndns_records;
 
   lsmtp_loop *loop;
   lsmtp_net_server *ns;
@@ -139,6 +146,15 @@ void rl_queue_done(rl_app *app, rl_job *job);
 void rl_job_free(rl_job *job);
 /* A job that was never run: forget it (its recipients stay pending). */
 void rl_queue_abandon(rl_app *app, rl_job *job);
+
+/* ---- dnsfile.c: --dns-file ---- */
+/* Read and check the records of path (errors are logged with the line).
+ * Returns 0 or -1. */
+int rl_dnsfile_load(rl_app *app, const char *path);
+void rl_dnsfile_free(rl_app *app);
+/* A new static resolver holding the loaded records, for one thread.
+ * Returns LSMTP_OK or a negative status. */
+int rl_dnsfile_resolver(const rl_app *app, lsmtp_dns_static **out);
 
 /* ---- bounce.c ---- */
 /* Queue a DSN to e's sender for the recipients with failed[i] set. Returns

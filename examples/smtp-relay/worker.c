@@ -2,7 +2,8 @@
  * block, so they run here, never in the loop thread that accepts mail.
  * The loop thread hands over a job (copies of everything it needs and an
  * open descriptor of the message file); a worker finds the next hop
- * (--route, --smarthost, else the MX plan of the domain), tries the hosts
+ * (--route, --smarthost, else the MX plan of the domain, looked up through
+ * the system resolver or the --dns-file records), tries the hosts
  * in order with lsmtp_submit, and files one outcome per recipient. The
  * job comes back through a pipe the loop watches, so all queue and spool
  * state stays in the loop thread.
@@ -11,6 +12,7 @@
  * that fails, and a session that ends before any recipient got an answer
  * (4xx greeting, 421, TLS required but not offered...). Once a host has
  * answered for a recipient, that answer stands. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -40,6 +42,14 @@ struct rl_workers {
   lsmtp_io *io;
   rl_app *app;
 };
+
+/* The resolver of one worker thread (resolvers are not thread-safe):
+ * the system resolver, or a static one holding the --dns-file records.
+ * Created on first use. */
+typedef struct worker_dns {
+  lsmtp_dns_system *sys;
+  lsmtp_dns_static *fixed;
+} worker_dns;
 
 typedef struct target {
   char host[256]; /* what to connect to */
@@ -147,6 +157,86 @@ static const rl_route *find_route(const rl_app *app, const char *domain) {
   return app->have_smarthost ? &app->smarthost : NULL;
 }
 
+/* The thread's resolver, or NULL (with why) when it cannot be made. */
+static const lsmtp_dns_resolver *worker_resolver(const rl_app *app, worker_dns *wd,
+                                                 const char **why) {
+  if (app->dns_file) {
+    if (!wd->fixed && rl_dnsfile_resolver(app, &wd->fixed) != LSMTP_OK) {
+      wd->fixed = NULL;
+      *why = "cannot load the --dns-file records";
+      return NULL;
+    }
+    return lsmtp_dns_static_resolver(wd->fixed);
+  }
+  if (!wd->sys && lsmtp_dns_system_new(&wd->sys, NULL) != LSMTP_OK) {
+    wd->sys = NULL;
+    *why = "cannot use the system resolver";
+    return NULL;
+  }
+  return lsmtp_dns_system_resolver(wd->sys);
+}
+
+static void worker_dns_free(worker_dns *wd) {
+  lsmtp_dns_system_del(wd->sys);
+  lsmtp_dns_static_del(wd->fixed);
+}
+
+/* Addresses of a route host, collected from synchronous answers. */
+typedef struct addr_state {
+  target *t;
+  size_t *nt;
+  const rl_route *route;
+  int done;
+} addr_state;
+
+static void addr_done(void *ud, const lsmtp_dns_answer *a) {
+  addr_state *st = ud;
+  st->done = 1;
+  for (size_t i = 0; a->status == LSMTP_OK && i < a->addr_count; i++) {
+    if (*st->nt == RL_MAX_TARGETS) return;
+    target *x = &st->t[*st->nt];
+    if (lsmtp_dns_addr_format(&a->addr[i], x->host, sizeof x->host) == 0) continue;
+    snprintf(x->name, sizeof x->name, "%s", st->route->host);
+    x->port = st->route->port;
+    (*st->nt)++;
+  }
+}
+
+/* The places of a --route or --smarthost. A host name is left to
+ * lsmtp_submit (getaddrinfo), except with --dns-file, whose records then
+ * answer for it too (IPv6 first, as for MX hosts). 0, or -1 with the
+ * outcomes set. */
+static int route_targets(const rl_app *app, worker_dns *wd, const rl_route *route,
+                         rl_job *job, target *t, size_t *nt) {
+  unsigned char buf[16];
+  if (!app->dns_file || inet_pton(AF_INET, route->host, buf) == 1 ||
+      inet_pton(AF_INET6, route->host, buf) == 1) {
+    snprintf(t[0].host, sizeof t[0].host, "%s", route->host);
+    snprintf(t[0].name, sizeof t[0].name, "%s", route->host);
+    t[0].port = route->port;
+    *nt = 1;
+    return 0;
+  }
+  const char *why = NULL;
+  const lsmtp_dns_resolver *r = worker_resolver(app, wd, &why);
+  if (!r) {
+    set_all(job, RL_DEFERRED, 451, "4.4.3", why);
+    return -1;
+  }
+  static const lsmtp_dns_type order[2] = {LSMTP_DNS_AAAA, LSMTP_DNS_A};
+  for (size_t i = 0; i < 2; i++) {
+    addr_state st = {t, nt, route, 0};
+    lsmtp_dns_query(r, route->host, order[i], addr_done, &st, NULL);
+  }
+  if (*nt == 0) {
+    /* A configured next hop without an address is the operator's to fix:
+     * keep the mail queued meanwhile. */
+    set_all(job, RL_DEFERRED, 451, "4.4.3", "route host has no address in --dns-file");
+    return -1;
+  }
+  return 0;
+}
+
 typedef struct lookup_state {
   int done;
 } lookup_state;
@@ -157,15 +247,12 @@ static void lookup_done(void *ud, lsmtp_mx_plan *plan) {
 }
 
 /* The MX plan of domain as targets; 0, or -1 with the outcomes set. */
-static int mx_targets(rl_app *app, lsmtp_dns_system **dns, rl_job *job, target *t,
-                      size_t *nt) {
-  if (!*dns) {
-    int rc = lsmtp_dns_system_new(dns, NULL);
-    if (rc != LSMTP_OK) {
-      *dns = NULL;
-      set_all(job, RL_DEFERRED, 451, "4.4.3", "cannot use the system resolver");
-      return -1;
-    }
+static int mx_targets(rl_app *app, worker_dns *wd, rl_job *job, target *t, size_t *nt) {
+  const char *why = NULL;
+  const lsmtp_dns_resolver *resolver = worker_resolver(app, wd, &why);
+  if (!resolver) {
+    set_all(job, RL_DEFERRED, 451, "4.4.3", why);
+    return -1;
   }
   lsmtp_mx_plan *plan = NULL;
   lsmtp_mx_lookup *lookup = NULL;
@@ -175,8 +262,7 @@ static int mx_targets(rl_app *app, lsmtp_dns_system **dns, rl_job *job, target *
   if (rc == LSMTP_OK) {
     lsmtp_mx_plan_set_local_names(plan, local, 1);
     lsmtp_mx_plan_set_seed(plan, (uint64_t)rl_wall_ms() ^ (uint64_t)(uintptr_t)job);
-    rc = lsmtp_mx_lookup_new(&lookup, NULL, lsmtp_dns_system_resolver(*dns), plan,
-                             job->domain, lookup_done, &st);
+    rc = lsmtp_mx_lookup_new(&lookup, NULL, resolver, plan, job->domain, lookup_done, &st);
   }
   if (rc != LSMTP_OK || !st.done) {
     lsmtp_mx_lookup_del(lookup);
@@ -205,7 +291,7 @@ static int mx_targets(rl_app *app, lsmtp_dns_system **dns, rl_job *job, target *
       continue;
     }
     snprintf(x->name, sizeof x->name, "%s", mt->host);
-    x->port = 25;
+    x->port = app->mx_port; /* 25 but for tests and odd setups */
   }
   lsmtp_mx_lookup_del(lookup);
   lsmtp_mx_plan_del(plan);
@@ -225,7 +311,7 @@ static void submit_log(void *ud, lsmtp_submit_log_kind kind, const char *line) {
           line);
 }
 
-static void run_job(rl_app *app, lsmtp_dns_system **dns, rl_job *job) {
+static void run_job(rl_app *app, worker_dns *wd, rl_job *job) {
   target *t = calloc(RL_MAX_TARGETS, sizeof *t);
   size_t nt = 0;
   if (!t) {
@@ -233,12 +319,8 @@ static void run_job(rl_app *app, lsmtp_dns_system **dns, rl_job *job) {
     return;
   }
   const rl_route *route = find_route(app, job->domain);
-  if (route) {
-    snprintf(t[0].host, sizeof t[0].host, "%s", route->host);
-    snprintf(t[0].name, sizeof t[0].name, "%s", route->host);
-    t[0].port = route->port;
-    nt = 1;
-  } else if (mx_targets(app, dns, job, t, &nt) != 0) {
+  if (route ? route_targets(app, wd, route, job, t, &nt) != 0
+            : mx_targets(app, wd, job, t, &nt) != 0) {
     snprintf(job->relay, sizeof job->relay, "none");
     free(t);
     return;
@@ -291,7 +373,7 @@ static void run_job(rl_app *app, lsmtp_dns_system **dns, rl_job *job) {
 
 static void *worker_main(void *arg) {
   rl_workers *w = arg;
-  lsmtp_dns_system *dns = NULL; /* one per thread: not thread-safe */
+  worker_dns wd = {NULL, NULL}; /* one per thread: not thread-safe */
   pthread_mutex_lock(&w->lock);
   for (;;) {
     while (!w->quit && !w->todo_head) pthread_cond_wait(&w->cond, &w->lock);
@@ -300,7 +382,7 @@ static void *worker_main(void *arg) {
     w->todo_head = job->next;
     if (!w->todo_head) w->todo_tail = NULL;
     pthread_mutex_unlock(&w->lock);
-    run_job(w->app, &dns, job);
+    run_job(w->app, &wd, job);
     pthread_mutex_lock(&w->lock);
     job->next = w->done_head;
     w->done_head = job;
@@ -308,7 +390,7 @@ static void *worker_main(void *arg) {
     (void)!write(w->pipe_fd[1], &b, 1);
   }
   pthread_mutex_unlock(&w->lock);
-  lsmtp_dns_system_del(dns);
+  worker_dns_free(&wd);
   return NULL;
 }
 

@@ -5,12 +5,17 @@ two routes; a next hop that is down at first (retried on the schedule,
 delivered exactly once); a 550 from the next hop bounced as an RFC 3464
 DSN to the sender's mailbox; kill -9 after the 250 and a restart on the
 same spool (delivered exactly once); and no open relay for a client
-outside --relay-from."""
+outside --relay-from. The MX path runs without any network through
+--dns-file (static records) and --mx-port: an unreachable preferred MX
+then the next one (delivered exactly once), an implicit MX (A record
+only), null MX (bounce 5.1.10), NXDOMAIN (bounce 5.1.2) and SERVFAIL
+(stays queued, retried, never bounced)."""
 
 import os
 import re
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -123,10 +128,10 @@ class Relay:
         return False
 
 
-def fixed_receiver(port, domains, root):
+def fixed_receiver(port, domains, root, host="127.0.0.1"):
     """A Receiver that listens on a port chosen beforehand (so the relay can
     be told about it while nothing listens there yet)."""
-    rx = T.Receiver(domains=domains, root=root)
+    rx = T.Receiver(domains=domains, root=root, host=host)
     rx.port = port
     log = open(rx.log_path, "ab")
     rx.log = log
@@ -319,6 +324,148 @@ def test_not_an_open_relay():
                     is not None, "refusal not logged")
 
 
+# ---- the MX path, with static DNS records (--dns-file) ----
+
+def write_dns_file(root, text):
+    path = os.path.join(root, "dns.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def port_closed(host, port):
+    """True when a connection to host:port is refused (nothing listens)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        return False
+    except ConnectionRefusedError:
+        return True
+    finally:
+        s.close()
+
+
+def count_log(rl, pattern):
+    return len(re.findall(pattern, rl.log()))
+
+
+def test_mx_preference_fallback_and_implicit_mx():
+    root = T.make_temp_root("lsmtp-relay-")
+    # Every MX host listens on the same --mx-port: mx1 (preferred) on
+    # 127.0.0.2 where nothing listens, mx2 on 127.0.0.3 (smtp-receive).
+    port = T.free_port("127.0.0.3")
+    T.check(port_closed("127.0.0.2", port), "something listens on 127.0.0.2:%d", port)
+    dns = write_dns_file(root, (
+        "# static records for the test\n"
+        "example.net MX 20 mx2.example.net\n"
+        "EXAMPLE.NET. MX 10 mx1.example.net.   # the preferred one, down\n"
+        "mx1.example.net A 127.0.0.2\n"
+        "mx2.example.net\tA\t127.0.0.3\n"
+        "\n"
+        "implicit.example A 127.0.0.3\n"))
+    rx = fixed_receiver(port, ["example.net", "implicit.example"], T.make_temp_root(),
+                        host="127.0.0.3")
+    try:
+        with Relay(root, {}, extra=["--dns-file", dns, "--mx-port", str(port)]) as rl:
+            # (a) the preferred MX refuses the connection: the next one gets it.
+            send(rl.port, "alice@example.org", ["bob@example.net"], MSG)
+            T.check_eq(len(rx.wait_files("bob", 1)), 1, "copies via the second MX")
+            rl.wait_log(r"to=<bob@example\.net> relay=mx2\.example\.net\[127\.0\.0\.3\]:%d "
+                        r"status=sent \(250 " % port)
+            T.check(re.search(r": mx1\.example\.net\[127\.0\.0\.2\]:%d: cannot connect .*; "
+                              r"trying the next host\n(.*\n)*.*status=sent" % port, rl.log())
+                    is not None,
+                    "the preferred MX was not tried first:\n%s", rl.log())
+            st = rx.messages("bob")[0]
+            T.check_eq(st.return_path, b"alice@example.org", "Return-Path at the MX")
+            _, rest = strip_first_received(st.body)
+            T.check_eq(rest, MSG, "message after the relay's Received:")
+
+            # (e) no MX record, an A record: the domain itself is the MX.
+            send(rl.port, "alice@example.org", ["erin@implicit.example"],
+                 b"Subject: implicit\r\n\r\nvia A\r\n")
+            T.check_eq(len(rx.wait_files("erin", 1)), 1, "copies via the implicit MX")
+            rl.wait_log(r"to=<erin@implicit\.example> relay=implicit\.example"
+                        r"\[127\.0\.0\.3\]:%d status=sent" % port)
+            _, rest = strip_first_received(rx.messages("erin")[0].body)
+            T.check_eq(rest, b"Subject: implicit\r\n\r\nvia A\r\n", "implicit MX copy")
+
+            time.sleep(2.5)  # retry periods go by: nothing is sent again
+            T.check_eq(len(rx.new_files("bob")), 1, "delivered exactly once (bob)")
+            T.check_eq(len(rx.new_files("erin")), 1, "delivered exactly once (erin)")
+            T.check_eq(count_log(rl, r"to=<bob@example\.net> relay=\S+ status="), 1,
+                       "outcomes logged for bob")
+            T.check_eq(rl.queued(), [], "queue after delivery")
+        T.check_eq(rx.mailboxes(), ["bob", "erin"], "mailboxes at the MX")
+    finally:
+        T.check_eq(rx.stop(), 0, "smtp-receive exit")
+
+
+def dsn_for(home, rcpt):
+    """The one DSN at alice that names rcpt, as bytes."""
+    found = [m.body for m in home.messages("alice")
+             if b"Final-Recipient: rfc822; " + rcpt + b"\r\n" in m.body]
+    T.check_eq(len(found), 1, "DSNs naming %r" % rcpt)
+    return found[0]
+
+
+def test_mx_failures_null_mx_nxdomain_servfail():
+    root = T.make_temp_root("lsmtp-relay-")
+    dns = write_dns_file(root, (
+        "nullmx.example MX 0 .\n"
+        "gone.example NXDOMAIN\n"
+        "broken.example SERVFAIL\n"))
+    # The sender's domain has a route, so the DSNs reach alice without DNS.
+    with T.Receiver(domains=["example.org"]) as home:
+        with Relay(root, {"example.org": home.port},
+                   extra=["--dns-file", dns, "--mx-port", str(T.free_port())]) as rl:
+            t0 = time.monotonic()
+            # (b) null MX: bounced at the first attempt, 556 5.1.10.
+            send(rl.port, "alice@example.org", ["nobody@nullmx.example"],
+                 b"Subject: null mx\r\nMessage-ID: <nullmx-1@example.org>\r\n\r\nx\r\n")
+            rl.wait_log(r"to=<nobody@nullmx\.example> relay=none status=bounced "
+                        r"\(556 5\.1\.10 recipient domain does not accept mail \(null MX\)\)")
+            # (c) NXDOMAIN: bounced, 550 5.1.2.
+            send(rl.port, "alice@example.org", ["nobody@gone.example"],
+                 b"Subject: nxdomain\r\nMessage-ID: <gone-1@example.org>\r\n\r\nx\r\n")
+            rl.wait_log(r"to=<nobody@gone\.example> relay=none status=bounced "
+                        r"\(550 5\.1\.2 recipient domain does not exist\)")
+            T.check_eq(len(home.wait_files("alice", 2)), 2, "DSNs for alice")
+            T.check(time.monotonic() - t0 < 5.0, "the bounces were not immediate")
+            for rcpt, status, diag, mid in (
+                    (b"nobody@nullmx.example", b"5.1.10", b"556 5.1.10", b"<nullmx-1@example.org>"),
+                    (b"nobody@gone.example", b"5.1.2", b"550 5.1.2", b"<gone-1@example.org>")):
+                body = dsn_for(home, rcpt)
+                T.check(b"Action: failed\r\n" in body, "no Action: failed for %r" % rcpt)
+                T.check(b"Status: " + status + b"\r\n" in body, "status of %r: %r" % (rcpt, body))
+                T.check(b"Diagnostic-Code: smtp; " + diag + b" " in body,
+                        "diagnostic of %r: %r" % (rcpt, body))
+                T.check(b"Remote-MTA:" not in body, "a Remote-MTA without a remote MTA")
+                T.check(b"Message-ID: " + mid in body, "original headers of %r" % rcpt)
+            T.check_eq(count_log(rl, r"nullmx\.example> relay=\S+ status=deferred"), 0,
+                       "null MX deferred")
+            T.check_eq(count_log(rl, r"gone\.example> relay=\S+ status=deferred"), 0,
+                       "NXDOMAIN deferred")
+
+            # (d) SERVFAIL: temporary; retried on the 1s schedule, never bounced.
+            send(rl.port, "alice@example.org", ["carol@broken.example"],
+                 b"Subject: servfail\r\n\r\nx\r\n")
+            deferred = (r"to=<carol@broken\.example> relay=none status=deferred \(451 4\.4\.3 "
+                        r"temporary DNS failure while looking up the mail exchangers\)")
+            rl.wait_log(deferred)
+            deadline = time.monotonic() + 6
+            while count_log(rl, deferred) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            T.check(count_log(rl, deferred) >= 3, "SERVFAIL not retried:\n%s", rl.log())
+            T.check_eq(count_log(rl, r"carol@broken\.example> relay=\S+ status=(sent|bounced)"),
+                       0, "final outcomes for the SERVFAIL domain")
+            T.check_eq(len(rl.queued()), 1, "queued while DNS fails")
+            T.check_eq(len(home.new_files("alice")), 2, "DSNs after SERVFAIL (none new)")
+
+
 if __name__ == "__main__":
     T.run([test_byte_exact_and_two_routes, test_next_hop_down_then_up, test_bounce_on_550,
-           test_crash_after_ack_then_restart, test_not_an_open_relay])
+           test_crash_after_ack_then_restart, test_not_an_open_relay,
+           test_mx_preference_fallback_and_implicit_mx,
+           test_mx_failures_null_mx_nxdomain_servfail])
