@@ -31,6 +31,7 @@ static const char usage_text[] =
     "                    [--tls-cert FILE --tls-key FILE [--require-tls]\n"
     "                     [--tls-listen ADDR:PORT ...]]\n"
     "                    [--auth-file FILE [--allow-plaintext-auth]]\n"
+    "                    [--workers N]\n"
     "       smtp-receive --hash-password USER   (password on standard input)\n"
     "\n"
     "  --listen ADDR:PORT    listen on ADDR (IPv4, or IPv6 in brackets:\n"
@@ -63,6 +64,8 @@ static const char usage_text[] =
     "  --allow-plaintext-auth  offer AUTH also without TLS\n"
     "  --hash-password USER  read a password on standard input, print a\n"
     "                        line for --auth-file, exit\n"
+    "  --workers N           threads for password checks and Maildir\n"
+    "                        commits (default 4; 1..64)\n"
     "  -v, --verbose         print the protocol dialogue (-vv: debug)\n"
     "  -h, --help            print this help\n"
     "\n"
@@ -82,7 +85,7 @@ enum {
   OPT_LISTEN = 256, OPT_DOMAIN, OPT_MAILDIR, OPT_SINK, OPT_HOSTNAME,
   OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP,
   OPT_TLS_CERT, OPT_TLS_KEY, OPT_REQUIRE_TLS, OPT_TLS_LISTEN, OPT_AUTH_FILE,
-  OPT_ALLOW_PLAINTEXT_AUTH, OPT_HASH_PASSWORD, OPT_GREET_DELAY
+  OPT_ALLOW_PLAINTEXT_AUTH, OPT_HASH_PASSWORD, OPT_GREET_DELAY, OPT_WORKERS
 };
 
 static const struct option long_options[] = {
@@ -105,6 +108,7 @@ static const struct option long_options[] = {
     {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
     {"allow-plaintext-auth", no_argument, NULL, OPT_ALLOW_PLAINTEXT_AUTH},
     {"hash-password", required_argument, NULL, OPT_HASH_PASSWORD},
+    {"workers", required_argument, NULL, OPT_WORKERS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -112,6 +116,7 @@ static const struct option long_options[] = {
 /* Returns -1 to go on, or an exit code. */
 static int parse_options(rx_app *app, int argc, char **argv) {
   app->max_clients = 1000;
+  app->workers = RX_DEFAULT_WORKERS;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
@@ -193,6 +198,11 @@ static int parse_options(rx_app *app, int argc, char **argv) {
       case OPT_AUTH_FILE: app->auth_file = optarg; break;
       case OPT_ALLOW_PLAINTEXT_AUTH: app->allow_plaintext_auth = 1; break;
       case OPT_HASH_PASSWORD: app->hash_password_user = optarg; break;
+      case OPT_WORKERS:
+        if (cli_parse_u64(optarg, RX_MAX_WORKERS, &app->workers) != 0 ||
+            app->workers == 0)
+          return usage_error("--workers %s: want 1..64", optarg);
+        break;
       case 'v': app->verbosity++; break;
       case 'h': fputs(usage_text, stdout); return EX_OK;
       case ':': return usage_error("%s needs an argument", argv[optind - 1]);
@@ -288,6 +298,7 @@ static void on_close(lsmtp_net_conn *conn, int reason, void *session_ud,
           (unsigned long long)s->delivered,
           (unsigned long long)(now_ms() - s->started_ms),
           reason == LSMTP_OK ? "done" : lsmtp_strerror(reason));
+  rx_pool_cancel(s->app, s); /* its result, when it comes, is dropped */
   rx_discard(s); /* a message not acknowledged is not kept */
   free(s->rcpts);
   rx_dialogue_del(s->dialogue);
@@ -429,6 +440,7 @@ static void cleanup(rx_app *app, lsmtp_io *sigio, int sigfd) {
   lsmtp_loop_io_del(sigio);
   if (sigfd >= 0) close(sigfd);
   lsmtp_net_server_del(app->ns);
+  rx_pool_stop(app); /* after the sessions: waits for jobs still running */
   lsmtp_loop_del(app->loop);
   lsmtp_maildir_ctx_del(app->mdctx);
   lsmtp_server_config_del(app->cfg);
@@ -451,6 +463,8 @@ int main(int argc, char **argv) {
     /* Bound (privileged ports need root); now give root up. */
     if (app.user) rc = cli_drop_privileges(app.user);
     if (rc <= 0) rc = prepare_storage(&app);
+    if (rc < 0 && (app.authfile || app.maildir))
+      rc = rx_pool_start(&app, (unsigned)app.workers);
   }
   if (rc < 0) {
     static const int sigs[] = {SIGTERM, SIGINT};

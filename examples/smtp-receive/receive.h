@@ -1,7 +1,8 @@
 /* smtp-receive: state shared by its files. main.c parses options and runs
  * the loop; policy.c decides on recipients; store.c streams messages into
  * Maildirs; secure.c sets up TLS and AUTH (and --hash-password);
- * dialogue.c prints the -v protocol trace. */
+ * workers.c runs the blocking work (password checks, Maildir commits) off
+ * the loop thread; dialogue.c prints the -v protocol trace. */
 #ifndef SMTP_RECEIVE_H
 #define SMTP_RECEIVE_H
 
@@ -16,6 +17,11 @@
 
 #define RX_MAX_LISTEN 16
 #define RX_MAX_DOMAINS 64
+#define RX_DEFAULT_WORKERS 4
+#define RX_MAX_WORKERS 64
+
+typedef struct rx_pool rx_pool;
+typedef struct rx_session rx_session;
 
 /* The whole program's configuration and shared state. */
 typedef struct rx_app {
@@ -39,6 +45,7 @@ typedef struct rx_app {
   const char *auth_file;
   int allow_plaintext_auth;
   const char *hash_password_user; /* --hash-password mode */
+  uint64_t workers;               /* --workers */
 
   lsmtp_loop *loop;
   lsmtp_net_server *ns;
@@ -46,6 +53,7 @@ typedef struct rx_app {
   lsmtp_maildir_ctx *mdctx;
   lsmtp_tls_config *tls;   /* NULL: no STARTTLS, no --tls-listen */
   lsmtp_authfile *authfile; /* NULL: no AUTH */
+  rx_pool *pool;            /* NULL with --sink and no AUTH */
   uint64_t messages; /* accepted, all sessions */
 } rx_app;
 
@@ -58,8 +66,26 @@ typedef struct rx_rcpt {
 
 typedef struct rx_dialogue rx_dialogue;
 
+/* Blocking work done on a worker thread for one session (workers.c). A
+ * concrete job (secure.c, store.c) starts with this struct. */
+typedef struct rx_job rx_job;
+struct rx_job {
+  /* Worker thread: do the work with the job's own copies only (never the
+   * session). cancelled: the session went away before the job started,
+   * so skip what can be skipped (and wipe secrets). */
+  void (*work)(rx_job *job, int cancelled);
+  /* Loop thread: s is the session, which still waits for this answer, or
+   * NULL when it went away (drop the result). Must free the job. */
+  void (*finish)(rx_job *job, rx_session *s);
+  int is_auth;    /* a password check (limited, see workers.c) */
+  /* Pool-owned: */
+  rx_job *next;
+  int cancelled;  /* written by the loop thread under the pool lock */
+  rx_session *s;  /* loop thread only */
+};
+
 /* Per-connection state; the session callbacks get it as user_data. */
-typedef struct rx_session {
+struct rx_session {
   rx_app *app;
   lsmtp_net_conn *conn;
   uint64_t id;
@@ -71,7 +97,10 @@ typedef struct rx_session {
   uint64_t msgno;     /* messages in this session (accepted or not) */
   uint64_t delivered; /* messages accepted */
   rx_dialogue *dialogue; /* -v only */
-} rx_session;
+  rx_job *job;        /* in flight on a worker; the session waits for it */
+  int lmtp_ready;     /* LMTP: this message's copies were committed, the
+                         outcomes are in rcpts[].failed */
+};
 
 /* policy.c */
 int rx_on_mail(lsmtp_server *srv, const lsmtp_path *path,
@@ -103,6 +132,22 @@ int rx_on_auth(lsmtp_server *srv, const char *mech, const char *authzid,
                void *ud);
 /* --hash-password USER: read a password on stdin, print the line. */
 int rx_hash_password(const char *user);
+
+/* workers.c */
+/* Start nthreads workers and watch their results on app->loop. -1 to go
+ * on, or an exit code (app->pool may be set: rx_pool_stop cleans up). */
+int rx_pool_start(rx_app *app, unsigned nthreads);
+/* Let the workers finish every queued job, join them, drop the results.
+ * Call after every session is gone (lsmtp_net_server_del). */
+void rx_pool_stop(rx_app *app);
+/* Queue job for s (then s->job is job). Returns 0, or -1 when the queue
+ * is full (or there is no pool): the caller answers at once and frees the
+ * job. */
+int rx_pool_submit(rx_app *app, rx_session *s, rx_job *job);
+/* s goes away or no longer wants the answer of its job in flight. */
+void rx_pool_cancel(rx_app *app, rx_session *s);
+/* Overwrite a secret so the compiler cannot skip it. */
+void rx_wipe(void *p, size_t n);
 
 /* dialogue.c */
 rx_dialogue *rx_dialogue_new(void);

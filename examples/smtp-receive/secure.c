@@ -88,31 +88,109 @@ void rx_secure_cleanup(rx_app *app) {
   app->tls = NULL;
 }
 
-/* The check runs PBKDF2 on the loop's thread (about 0.1 s at the default
- * iteration count): fine for a small receiver, and it also slows down
- * password guessing. A busy server would run it on a worker and answer
- * with lsmtp_server_answer. */
+/* ---- checking credentials ----
+ * The check runs PBKDF2 (about 0.1 s at the default iteration count), so
+ * it runs on a worker (workers.c) while the session waits; the authfile is
+ * read-only after loading, so workers may check at the same time. */
+
+/* The SASL server's bound on a password (lsmtp/sasl_server.h); a longer
+ * one could not be in the file (--hash-password refuses it). */
+#define RX_PASSWORD_MAX 1024
+
+typedef struct auth_job {
+  rx_job base;
+  const lsmtp_authfile *af;
+  uint64_t session_id;
+  char mech[16];
+  char user[LSMTP_AUTHFILE_USER_MAX + 1];
+  size_t user_len;
+  char password[RX_PASSWORD_MAX + 1]; /* wiped right after the check */
+  size_t password_len;
+  int rc; /* lsmtp_authfile_check's answer */
+} auth_job;
+
+static void free_auth_job(auth_job *j) {
+  rx_wipe(j->password, sizeof j->password);
+  free(j);
+}
+
+static void auth_work(rx_job *job, int cancelled) {
+  auth_job *j = (auth_job *)(void *)job;
+  j->rc = cancelled ? LSMTP_ERR_AUTH
+                    : lsmtp_authfile_check(j->af, j->user, j->user_len,
+                                           j->password, j->password_len);
+  rx_wipe(j->password, sizeof j->password);
+  j->password_len = 0;
+}
+
+/* The log line and the reply for an answer of lsmtp_authfile_check. */
+static int auth_outcome(uint64_t id, const char *mech, const char *user, int rc) {
+  if (rc == LSMTP_OK) {
+    cli_log(CLI_INFO, "session %llu: AUTH %s as %s: accepted",
+            (unsigned long long)id, mech, user);
+    return 0;
+  }
+  if (rc == LSMTP_ERR_AUTH) {
+    cli_log(CLI_INFO, "session %llu: AUTH %s as %s: refused",
+            (unsigned long long)id, mech, user);
+    return 535;
+  }
+  cli_log(CLI_ERROR, "session %llu: AUTH %s as %s: cannot check: %s",
+          (unsigned long long)id, mech, user, lsmtp_strerror(rc));
+  return 454;
+}
+
+static void auth_finish(rx_job *job, rx_session *s) {
+  auth_job *j = (auth_job *)(void *)job;
+  if (s) {
+    int code = auth_outcome(j->session_id, j->mech, j->user, j->rc);
+    /* 535 5.7.8 / 454 4.7.0 with the RFC 4954 texts (NULL: defaults). */
+    int rc = lsmtp_server_answer(lsmtp_net_conn_session(s->conn), code, NULL, NULL);
+    if (rc < 0)
+      cli_log(CLI_WARN, "session %llu: cannot answer AUTH: %s",
+              (unsigned long long)s->id, lsmtp_strerror(rc));
+    lsmtp_net_conn_kick(s->conn);
+  }
+  free_auth_job(j);
+}
+
 int rx_on_auth(lsmtp_server *srv, const char *mech, const char *authzid,
                const char *authcid, const char *password, size_t password_len,
                void *ud) {
   (void)srv;
   (void)authzid; /* proxy authorization is not enabled: always "" or ours */
   rx_session *s = ud;
-  int rc = lsmtp_authfile_check(s->app->authfile, authcid, strlen(authcid),
-                                password, password_len);
-  if (rc == LSMTP_OK) {
-    cli_log(CLI_INFO, "session %llu: AUTH %s as %s: accepted",
-            (unsigned long long)s->id, mech, authcid);
-    return LSMTP_OK;
-  }
-  if (rc == LSMTP_ERR_AUTH) {
-    cli_log(CLI_INFO, "session %llu: AUTH %s as %s: refused",
-            (unsigned long long)s->id, mech, authcid);
+  size_t user_len = strlen(authcid);
+  if (user_len > LSMTP_AUTHFILE_USER_MAX || password_len > RX_PASSWORD_MAX ||
+      strlen(mech) >= sizeof ((auth_job *)0)->mech) {
+    /* No such entry can be in the file: refused without a check. */
+    auth_outcome(s->id, mech, authcid, LSMTP_ERR_AUTH);
     return LSMTP_ERR_AUTH;
   }
-  cli_log(CLI_ERROR, "session %llu: AUTH %s as %s: cannot check: %s",
-          (unsigned long long)s->id, mech, authcid, lsmtp_strerror(rc));
-  return LSMTP_ERR_TEMPFAIL;
+  auth_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    auth_outcome(s->id, mech, authcid, LSMTP_ERR_NOMEM);
+    return LSMTP_ERR_TEMPFAIL;
+  }
+  j->base.work = auth_work;
+  j->base.finish = auth_finish;
+  j->base.is_auth = 1;
+  j->af = s->app->authfile;
+  j->session_id = s->id;
+  memcpy(j->mech, mech, strlen(mech) + 1);
+  memcpy(j->user, authcid, user_len + 1);
+  j->user_len = user_len;
+  memcpy(j->password, password, password_len);
+  j->password_len = password_len;
+  if (rx_pool_submit(s->app, s, &j->base) != 0) {
+    /* Every worker busy and the queue full: "try later" beats blocking
+     * the loop (and every other session) on PBKDF2. */
+    cli_log(CLI_WARN, "session %llu: AUTH %s as %s: too many checks waiting, "
+                      "454", (unsigned long long)s->id, mech, authcid);
+    free_auth_job(j);
+    return LSMTP_ERR_TEMPFAIL;
+  }
+  return LSMTP_SERVER_DEFER;
 }
 
 /* ---- --hash-password ---- */
