@@ -60,6 +60,13 @@ size_t lsmtp__data_skip_lines(const unsigned char *s, size_t p, size_t len,
 struct lsmtp_authfile;
 uint32_t lsmtp__authfile_dummy_iterations(const struct lsmtp_authfile *af);
 
+/* ---- unique names for role files (lib/roles/unique.c) ----
+ * lsmtp__unique_token: a random 64-bit token per object (/dev/urandom, or
+ * time, pid and salt when there is none); not for secrets.
+ * lsmtp__mix64: the splitmix64 finaliser, to spread counters. */
+uint64_t lsmtp__unique_token(const void *salt);
+uint64_t lsmtp__mix64(uint64_t x);
+
 /* ---- growable byte buffer (buf.c) ---- */
 typedef struct lsmtp__buf {
   char *data;

@@ -57,31 +57,6 @@ struct lsmtp_maildir {
 
 /* ---- naming context ---- */
 
-static uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15u;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-  return x ^ (x >> 31);
-}
-
-/* A random 64-bit token. Falls back to time, pid and an address when the
- * system offers no random device: the counter still keeps names unique
- * within the context, the token only separates contexts. */
-static uint64_t random_token(const void *salt) {
-  uint64_t v = 0;
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, &v, sizeof v);
-    close(fd);
-    if (n == (ssize_t)sizeof v) return v;
-  }
-  struct timespec ts = {0, 0};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  v = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  v ^= (uint64_t)getpid() << 32;
-  v ^= (uint64_t)(uintptr_t)salt;
-  return splitmix64(v);
-}
 
 /* Bytes that stay as they are in the host part of a file name. */
 static int host_byte_plain(unsigned char c) {
@@ -124,7 +99,7 @@ int lsmtp_maildir_ctx_new(lsmtp_maildir_ctx **out, const lsmtp_allocator *alloc,
     }
   }
   ctx->host[o] = '\0';
-  ctx->token = random_token(ctx);
+  ctx->token = lsmtp__unique_token(ctx);
   *out = ctx;
   return LSMTP_OK;
 }
@@ -300,7 +275,7 @@ int lsmtp_maildir_open(lsmtp_maildir **out, const lsmtp_allocator *alloc, const 
     ctx->counter++;
     snprintf(m->name, m->name_cap, "%lld.M%ldP%ldQ%lluR%016llx.%s", (long long)now, usec, pid,
              (unsigned long long)ctx->counter,
-             (unsigned long long)splitmix64(ctx->token + ctx->counter), ctx->host);
+             (unsigned long long)lsmtp__mix64(ctx->token + ctx->counter), ctx->host);
     m->fd = openat(m->tmp_dfd, m->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                    0600);
     if (m->fd >= 0 || errno != EEXIST) break;

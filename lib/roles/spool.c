@@ -184,19 +184,6 @@ static int recover(lsmtp_spool *sp) {
   return LSMTP_OK;
 }
 
-static uint32_t random_token(const void *salt) {
-  uint32_t v = 0;
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, &v, sizeof v);
-    close(fd);
-    if (n == (ssize_t)sizeof v) return v;
-  }
-  struct timespec ts = {0, 0};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint32_t)((uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 12) ^
-                    (uint64_t)(uintptr_t)salt);
-}
 
 int lsmtp_spool_new(lsmtp_spool **out, const lsmtp_allocator *alloc, const char *dir,
                     unsigned flags, lsmtp_spool_log_fn log, void *log_data) {
@@ -230,7 +217,7 @@ int lsmtp_spool_new(lsmtp_spool **out, const lsmtp_allocator *alloc, const char 
     errno = e;
     return rc;
   }
-  sp->token = random_token(sp);
+  sp->token = (uint32_t)lsmtp__unique_token(sp);
   *out = sp;
   return LSMTP_OK;
 }
