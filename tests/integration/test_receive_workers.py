@@ -130,7 +130,7 @@ def test_auth_flood_does_not_stall_other_sessions():
 
 
 def test_full_check_queue_answers_454():
-    # One worker: one check runs, 16 wait, the rest are refused at once.
+    # One worker: up to one check runs, 16 wait, the rest are refused at once.
     rx = auth_receiver(extra=["--workers", "1"])
     if rx is None:
         return
@@ -152,7 +152,11 @@ def test_full_check_queue_answers_454():
         t.check_eq(busy + refused, n, "every AUTH answered 535 or 454 (%r)" % codes)
         t.check(busy >= 1, "no AUTH was turned away with 454 although %d waited: %r",
                 n, codes)
-        t.check(refused >= 17, "fewer checks than the queue holds were run: %r", codes)
+        # The 16 queue places are always used; whether the worker had taken a
+        # 17th check off the queue before the last lines arrived depends on
+        # scheduling (it does not under ASan on a busy machine), so 16 is the
+        # bound that holds every time.
+        t.check(refused >= 16, "fewer checks than the queue holds were run: %r", codes)
         # A temporary refusal is not an error of the client's; it may retry.
         busy_client = next(c for c, r in zip(clients, replies) if r.code == 454)
         r = busy_client.cmd(auth_plain_line("alice", "s3cret"))
