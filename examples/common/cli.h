@@ -30,6 +30,18 @@ void cli_log(cli_level level, const char *fmt, ...)
     ;
 /* The program name given to cli_log_init. */
 const char *cli_prog(void);
+/* A bad command line: logs fmt with arg (NULL: "") in place of its one %s,
+ * then " (try --help)", and returns EX_USAGE for the tool to exit with. */
+int cli_usage_error(const char *fmt, const char *arg);
+
+/* ---- host names (host.c) ---- */
+
+/* Copy name into buf when it is a valid host name (RFC 5321 domain) that
+ * fits; returns 0, or -1 (buf unchanged). */
+int cli_set_hostname(char *buf, size_t cap, const char *name);
+/* Fill buf with the system's host name when it is a valid domain, else
+ * "localhost" (the greeting and Received: need a name). */
+void cli_default_hostname(char *buf, size_t cap);
 
 /* ---- numbers (parse.c) ---- */
 

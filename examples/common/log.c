@@ -39,3 +39,10 @@ void cli_log(cli_level level, const char *fmt, ...) {
   if (n < 0) return;
   fprintf(stderr, "%s: %s%s\n", log_prog, tags[level], line);
 }
+
+int cli_usage_error(const char *fmt, const char *arg) {
+  char msg[512];
+  snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+  cli_log(CLI_ERROR, "%s (try --help)", msg);
+  return EX_USAGE;
+}

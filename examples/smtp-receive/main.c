@@ -74,13 +74,6 @@ static const char usage_text[] =
     "listen, 71 system error, 73 cannot create DIR, 77 cannot change user,\n"
     "78 unusable certificate or no TLS in this build.\n";
 
-static int usage_error(const char *fmt, const char *arg) {
-  char msg[512];
-  snprintf(msg, sizeof msg, fmt, arg);
-  cli_log(CLI_ERROR, "%s (try --help)", msg);
-  return EX_USAGE;
-}
-
 enum {
   OPT_LISTEN = 256, OPT_DOMAIN, OPT_MAILDIR, OPT_SINK, OPT_HOSTNAME,
   OPT_MAX_SIZE, OPT_MAX_RCPTS, OPT_MAX_CLIENTS, OPT_TIMEOUT, OPT_USER, OPT_LMTP,
@@ -125,9 +118,9 @@ static int parse_options(rx_app *app, int argc, char **argv) {
         struct sockaddr_storage ss;
         socklen_t len;
         if (lsmtp_net_addr_parse(optarg, &ss, &len) != LSMTP_OK)
-          return usage_error("--listen %s: want ADDR:PORT or [IPv6]:PORT", optarg);
+          return cli_usage_error("--listen %s: want ADDR:PORT or [IPv6]:PORT", optarg);
         if (app->nlisten == RX_MAX_LISTEN)
-          return usage_error("too many --listen options (at most %s)", "16");
+          return cli_usage_error("too many --listen options (at most %s)", "16");
         app->listen[app->nlisten++] = optarg;
         break;
       }
@@ -136,47 +129,45 @@ static int parse_options(rx_app *app, int argc, char **argv) {
         if (lsmtp_domain_check(optarg, strlen(optarg), LSMTP_ADDR_SMTPUTF8,
                                &kind) != LSMTP_OK ||
             kind != LSMTP_DOMAIN_NAME)
-          return usage_error("--domain %s: not a domain name", optarg);
+          return cli_usage_error("--domain %s: not a domain name", optarg);
         if (app->ndomains == RX_MAX_DOMAINS)
-          return usage_error("too many --domain options (at most %s)", "64");
+          return cli_usage_error("too many --domain options (at most %s)", "64");
         app->domains[app->ndomains++] = optarg;
         break;
       }
       case OPT_MAILDIR:
         if (app->maildir || !*optarg)
-          return usage_error("--maildir %s: give one non-empty directory", optarg);
+          return cli_usage_error("--maildir %s: give one non-empty directory", optarg);
         app->maildir = optarg;
         break;
       case OPT_SINK: app->sink = 1; break;
       case OPT_HOSTNAME:
-        if (strlen(optarg) >= sizeof app->hostname ||
-            lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK)
-          return usage_error("--hostname %s: not a host name", optarg);
-        strcpy(app->hostname, optarg);
+        if (cli_set_hostname(app->hostname, sizeof app->hostname, optarg) != 0)
+          return cli_usage_error("--hostname %s: not a host name", optarg);
         break;
       case OPT_MAX_SIZE:
         if (cli_parse_size(optarg, UINT64_MAX, &app->max_size) != 0)
-          return usage_error("--max-size %s: want a number of bytes", optarg);
+          return cli_usage_error("--max-size %s: want a number of bytes", optarg);
         app->have_max_size = 1;
         break;
       case OPT_MAX_RCPTS:
         if (cli_parse_u64(optarg, 1000000, &app->max_rcpts) != 0 ||
             app->max_rcpts == 0)
-          return usage_error("--max-recipients %s: want 1..1000000", optarg);
+          return cli_usage_error("--max-recipients %s: want 1..1000000", optarg);
         app->have_max_rcpts = 1;
         break;
       case OPT_MAX_CLIENTS:
         if (cli_parse_u64(optarg, 1000000, &app->max_clients) != 0)
-          return usage_error("--max-clients %s: want 0..1000000", optarg);
+          return cli_usage_error("--max-clients %s: want 0..1000000", optarg);
         break;
       case OPT_GREET_DELAY:
         if (cli_parse_u64(optarg, 60000, &app->greet_delay_ms) != 0)
-          return usage_error("--greet-delay %s: want 0..60000 ms", optarg);
+          return cli_usage_error("--greet-delay %s: want 0..60000 ms", optarg);
         break;
       case OPT_TIMEOUT:
         if (cli_parse_u64(optarg, 4000000, &app->timeout_s) != 0 ||
             app->timeout_s == 0)
-          return usage_error("--timeout %s: want 1..4000000 seconds", optarg);
+          return cli_usage_error("--timeout %s: want 1..4000000 seconds", optarg);
         app->have_timeout = 1;
         break;
       case OPT_USER: app->user = optarg; break;
@@ -188,10 +179,10 @@ static int parse_options(rx_app *app, int argc, char **argv) {
         struct sockaddr_storage ss;
         socklen_t len;
         if (lsmtp_net_addr_parse(optarg, &ss, &len) != LSMTP_OK)
-          return usage_error("--tls-listen %s: want ADDR:PORT or [IPv6]:PORT",
+          return cli_usage_error("--tls-listen %s: want ADDR:PORT or [IPv6]:PORT",
                              optarg);
         if (app->ntls_listen == RX_MAX_LISTEN)
-          return usage_error("too many --tls-listen options (at most %s)", "16");
+          return cli_usage_error("too many --tls-listen options (at most %s)", "16");
         app->tls_listen[app->ntls_listen++] = optarg;
         break;
       }
@@ -201,22 +192,22 @@ static int parse_options(rx_app *app, int argc, char **argv) {
       case OPT_WORKERS:
         if (cli_parse_u64(optarg, RX_MAX_WORKERS, &app->workers) != 0 ||
             app->workers == 0)
-          return usage_error("--workers %s: want 1..64", optarg);
+          return cli_usage_error("--workers %s: want 1..64", optarg);
         break;
       case 'v': app->verbosity++; break;
       case 'h': fputs(usage_text, stdout); return EX_OK;
-      case ':': return usage_error("%s needs an argument", argv[optind - 1]);
-      default: return usage_error("unknown option %s", argv[optind - 1]);
+      case ':': return cli_usage_error("%s needs an argument", argv[optind - 1]);
+      default: return cli_usage_error("unknown option %s", argv[optind - 1]);
     }
   }
-  if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
+  if (optind < argc) return cli_usage_error("unexpected argument %s", argv[optind]);
   if (app->hash_password_user) return -1; /* a mode of its own */
   if (app->nlisten == 0 && app->ntls_listen == 0)
-    return usage_error("%s", "--listen (or --tls-listen) is required");
+    return cli_usage_error("%s", "--listen (or --tls-listen) is required");
   if (!!app->maildir == !!app->sink)
-    return usage_error("%s", "give exactly one of --maildir DIR and --sink");
+    return cli_usage_error("%s", "give exactly one of --maildir DIR and --sink");
   if (app->maildir && app->ndomains == 0)
-    return usage_error("%s", "--domain is required with --maildir");
+    return cli_usage_error("%s", "--domain is required with --maildir");
   return rx_secure_check_options(app);
 }
 
@@ -338,12 +329,7 @@ static void on_signal_pipe(lsmtp_io *io, int fd, unsigned events, void *ud) {
 /* ---- setup ---- */
 
 static int configure(rx_app *app) {
-  if (!app->hostname[0]) {
-    if (gethostname(app->hostname, sizeof app->hostname - 1) != 0 ||
-        lsmtp_domain_check(app->hostname, strlen(app->hostname), 0, NULL) !=
-            LSMTP_OK)
-      strcpy(app->hostname, "localhost");
-  }
+  if (!app->hostname[0]) cli_default_hostname(app->hostname, sizeof app->hostname);
   lsmtp_server_config *cfg;
   if (lsmtp_server_config_new(&cfg, NULL) != LSMTP_OK) return EX_OSERR;
   app->cfg = cfg;

@@ -60,13 +60,6 @@ static const char usage_text[] =
     "Exit status: 0 after SIGTERM/SIGINT, 64 bad options, 69 cannot listen,\n"
     "71 system error, 73 cannot use the spool directory.\n";
 
-static int usage_error(const char *fmt, const char *arg) {
-  char msg[512];
-  snprintf(msg, sizeof msg, fmt, arg);
-  cli_log(CLI_ERROR, "%s (try --help)", msg);
-  return EX_USAGE;
-}
-
 /* "90", "90s", "5m", "1h", "5d" -> milliseconds; 0 on success. */
 static int parse_duration(const char *s, uint64_t *ms) {
   size_t len = strlen(s);
@@ -194,97 +187,95 @@ static int parse_options(rl_app *app, int argc, char **argv) {
         struct sockaddr_storage ss;
         socklen_t len;
         if (lsmtp_net_addr_parse(optarg, &ss, &len) != LSMTP_OK)
-          return usage_error("--listen %s: want ADDR:PORT or [IPv6]:PORT", optarg);
-        if (app->nlisten == RL_MAX_LISTEN) return usage_error("too many --listen%s", "");
+          return cli_usage_error("--listen %s: want ADDR:PORT or [IPv6]:PORT", optarg);
+        if (app->nlisten == RL_MAX_LISTEN) return cli_usage_error("too many --listen%s", "");
         app->listen[app->nlisten++] = optarg;
         break;
       }
       case OPT_SPOOL:
-        if (!*optarg) return usage_error("--spool %s: give a directory", optarg);
+        if (!*optarg) return cli_usage_error("--spool %s: give a directory", optarg);
         app->spool_dir = optarg;
         break;
       case OPT_DOMAIN:
-        if (check_domain(optarg) != 0) return usage_error("--domain %s: not a domain", optarg);
-        if (app->ndomains == RL_MAX_DOMAINS) return usage_error("too many --domain%s", "");
+        if (check_domain(optarg) != 0) return cli_usage_error("--domain %s: not a domain", optarg);
+        if (app->ndomains == RL_MAX_DOMAINS) return cli_usage_error("too many --domain%s", "");
         app->domains[app->ndomains++] = optarg;
         break;
       case OPT_RELAY_FROM:
         if (app->nrelay_from == RL_MAX_RELAY_FROM)
-          return usage_error("too many --relay-from%s", "");
+          return cli_usage_error("too many --relay-from%s", "");
         if (parse_cidr(optarg, &app->relay_from[app->nrelay_from]) != 0)
-          return usage_error("--relay-from %s: want an address or ADDR/BITS", optarg);
+          return cli_usage_error("--relay-from %s: want an address or ADDR/BITS", optarg);
         app->nrelay_from++;
         break;
       case OPT_ROUTE: {
-        if (app->nroutes == RL_MAX_ROUTES) return usage_error("too many --route%s", "");
+        if (app->nroutes == RL_MAX_ROUTES) return cli_usage_error("too many --route%s", "");
         rl_route *r = &app->routes[app->nroutes];
         const char *eq = strchr(optarg, '=');
         size_t n = eq ? (size_t)(eq - optarg) : 0;
         if (!eq || n == 0 || n >= sizeof r->domain)
-          return usage_error("--route %s: want DOMAIN=HOST:PORT", optarg);
+          return cli_usage_error("--route %s: want DOMAIN=HOST:PORT", optarg);
         memcpy(r->domain, optarg, n);
         r->domain[n] = '\0';
         if (check_domain(r->domain) != 0 || parse_hostport(eq + 1, r) != 0)
-          return usage_error("--route %s: want DOMAIN=HOST:PORT", optarg);
+          return cli_usage_error("--route %s: want DOMAIN=HOST:PORT", optarg);
         app->nroutes++;
         break;
       }
       case OPT_SMARTHOST:
         if (parse_hostport(optarg, &app->smarthost) != 0)
-          return usage_error("--smarthost %s: want HOST:PORT", optarg);
+          return cli_usage_error("--smarthost %s: want HOST:PORT", optarg);
         app->have_smarthost = 1;
         break;
       case OPT_HOSTNAME:
-        if (strlen(optarg) >= sizeof app->hostname ||
-            lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK)
-          return usage_error("--hostname %s: not a host name", optarg);
-        strcpy(app->hostname, optarg);
+        if (cli_set_hostname(app->hostname, sizeof app->hostname, optarg) != 0)
+          return cli_usage_error("--hostname %s: not a host name", optarg);
         break;
       case OPT_MAX_SIZE:
         if (cli_parse_size(optarg, UINT64_MAX, &app->max_size) != 0)
-          return usage_error("--max-size %s: want a number of bytes", optarg);
+          return cli_usage_error("--max-size %s: want a number of bytes", optarg);
         app->have_max_size = 1;
         break;
       case OPT_RETRY:
         if (parse_schedule(app, optarg) != 0)
-          return usage_error("--retry-schedule %s: want e.g. 1m,5m,15m,1h", optarg);
+          return cli_usage_error("--retry-schedule %s: want e.g. 1m,5m,15m,1h", optarg);
         break;
       case OPT_MAX_AGE:
         if (parse_duration(optarg, &app->max_age_ms) != 0)
-          return usage_error("--max-age %s: want e.g. 5d", optarg);
+          return cli_usage_error("--max-age %s: want e.g. 5d", optarg);
         break;
       case OPT_STARTTLS:
         if (!strcmp(optarg, "opportunistic")) app->tls_mode = RL_TLS_OPPORTUNISTIC;
         else if (!strcmp(optarg, "required")) app->tls_mode = RL_TLS_REQUIRED;
         else if (!strcmp(optarg, "off")) app->tls_mode = RL_TLS_OFF;
-        else return usage_error("--starttls-mode %s: opportunistic, required or off", optarg);
+        else return cli_usage_error("--starttls-mode %s: opportunistic, required or off", optarg);
         break;
       case OPT_TIMEOUT:
         if (cli_parse_u64(optarg, 3600, &app->timeout_s) != 0 || app->timeout_s == 0)
-          return usage_error("--timeout %s: want 1..3600 seconds", optarg);
+          return cli_usage_error("--timeout %s: want 1..3600 seconds", optarg);
         break;
       case OPT_DNS_FILE:
-        if (!*optarg) return usage_error("--dns-file %s: give a file", optarg);
+        if (!*optarg) return cli_usage_error("--dns-file %s: give a file", optarg);
         dns_file = optarg;
         break;
       case OPT_MX_PORT: {
         uint64_t port;
         if (cli_parse_u64(optarg, 65535, &port) != 0 || port == 0)
-          return usage_error("--mx-port %s: want 1..65535", optarg);
+          return cli_usage_error("--mx-port %s: want 1..65535", optarg);
         app->mx_port = (unsigned)port;
         break;
       }
       case 'v': app->verbosity++; break;
       case 'h': fputs(usage_text, stdout); return EX_OK;
-      case ':': return usage_error("%s needs an argument", argv[optind - 1]);
-      default: return usage_error("unknown option %s", argv[optind - 1]);
+      case ':': return cli_usage_error("%s needs an argument", argv[optind - 1]);
+      default: return cli_usage_error("unknown option %s", argv[optind - 1]);
     }
   }
-  if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
-  if (app->nlisten == 0) return usage_error("%s", "--listen is required");
-  if (!app->spool_dir) return usage_error("%s", "--spool is required");
+  if (optind < argc) return cli_usage_error("unexpected argument %s", argv[optind]);
+  if (app->nlisten == 0) return cli_usage_error("%s", "--listen is required");
+  if (!app->spool_dir) return cli_usage_error("%s", "--spool is required");
   if (app->tls_mode == RL_TLS_REQUIRED && !lsmtp_tls_available())
-    return usage_error("%s", "--starttls-mode required: this build has no TLS");
+    return cli_usage_error("%s", "--starttls-mode required: this build has no TLS");
   if (app->nrelay_from == 0) {
     parse_cidr("127.0.0.0/8", &app->relay_from[0]);
     parse_cidr("::1", &app->relay_from[1]);
@@ -344,11 +335,7 @@ static void on_signal_pipe(lsmtp_io *io, int fd, unsigned events, void *ud) {
 /* ---- setup ---- */
 
 static int configure(rl_app *app) {
-  if (!app->hostname[0]) {
-    if (gethostname(app->hostname, sizeof app->hostname - 1) != 0 ||
-        lsmtp_domain_check(app->hostname, strlen(app->hostname), 0, NULL) != LSMTP_OK)
-      strcpy(app->hostname, "localhost");
-  }
+  if (!app->hostname[0]) cli_default_hostname(app->hostname, sizeof app->hostname);
   if (lsmtp_server_config_new(&app->cfg, NULL) != LSMTP_OK) return EX_OSERR;
   if (lsmtp_server_config_set_hostname(app->cfg, app->hostname) != LSMTP_OK ||
       (app->have_max_size &&

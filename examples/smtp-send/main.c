@@ -136,13 +136,6 @@ typedef struct config {
   rcpt_list rcpts;
 } config;
 
-static int usage_error(const char *fmt, const char *arg) {
-  char msg[512];
-  snprintf(msg, sizeof msg, fmt, arg ? arg : "");
-  cli_log(CLI_ERROR, "%s (try --help)", msg);
-  return EX_USAGE;
-}
-
 /* ---- option values ---- */
 
 /* "host", "host:port", "[v6]", "[v6]:port"; a bare IPv6 address (more than
@@ -241,7 +234,7 @@ static int add_to(config *c, const char *arg) {
  * plaintext). */
 static int choose_tls(config *c) {
   if (c->opt_starttls + c->opt_tls + c->opt_no_tls > 1)
-    return usage_error("give only one of --starttls, --tls and --no-tls%s", NULL);
+    return cli_usage_error("give only one of --starttls, --tls and --no-tls%s", NULL);
   const int tls_setting = c->ca_file || c->tls_name || c->insecure;
   if (c->opt_starttls) {
     c->tls = LSMTP_SUBMIT_TLS_STARTTLS;
@@ -251,9 +244,9 @@ static int choose_tls(config *c) {
     c->tls_reason = "--tls";
   } else if (c->opt_no_tls) {
     c->tls = LSMTP_SUBMIT_TLS_NONE;
-    if (c->requiretls) return usage_error("--requiretls needs TLS: drop --no-tls%s", NULL);
+    if (c->requiretls) return cli_usage_error("--requiretls needs TLS: drop --no-tls%s", NULL);
     if (tls_setting)
-      return usage_error("--ca-file, --tls-name and --insecure do not go with --no-tls%s", NULL);
+      return cli_usage_error("--ca-file, --tls-name and --insecure do not go with --no-tls%s", NULL);
   } else if (c->port == 465) {
     c->tls = LSMTP_SUBMIT_TLS_IMPLICIT;
     c->tls_reason = "port 465 (implicit TLS)";
@@ -264,11 +257,11 @@ static int choose_tls(config *c) {
     c->tls = LSMTP_SUBMIT_TLS_STARTTLS;
     c->tls_reason = "--requiretls";
   } else if (tls_setting) {
-    return usage_error("--ca-file, --tls-name and --insecure need TLS: add --starttls or --tls "
+    return cli_usage_error("--ca-file, --tls-name and --insecure need TLS: add --starttls or --tls "
                        "(ports 587 and 465 use TLS by default)%s", NULL);
   }
   if (c->requiretls && c->insecure)
-    return usage_error("--requiretls needs a verified certificate: drop --insecure%s", NULL);
+    return cli_usage_error("--requiretls needs a verified certificate: drop --insecure%s", NULL);
   return 0;
 }
 
@@ -277,7 +270,7 @@ static int parse_args(int argc, char **argv, config *c) {
   while ((opt = getopt_long(argc, argv, "f:io:tvh", long_options, NULL)) != -1) {
     switch (opt) {
     case OPT_SERVER:
-      if (parse_server(optarg, c) != 0) return usage_error("bad --server \"%s\"", optarg);
+      if (parse_server(optarg, c) != 0) return cli_usage_error("bad --server \"%s\"", optarg);
       break;
     case 'f':
     case OPT_FROM:
@@ -290,7 +283,7 @@ static int parse_args(int argc, char **argv, config *c) {
     case 't': c->take_headers = 1; break;
     case 'i': break;
     case 'o':
-      if (strcmp(optarg, "i") != 0) return usage_error("unsupported option -o%s", optarg);
+      if (strcmp(optarg, "i") != 0) return cli_usage_error("unsupported option -o%s", optarg);
       break;
     case OPT_USER: c->user = optarg; break;
     case OPT_PASSWORD_FILE: c->password_file = optarg; break;
@@ -298,29 +291,29 @@ static int parse_args(int argc, char **argv, config *c) {
     case OPT_OAUTH_FILE: c->oauth_file = optarg; break;
     case OPT_AUTH:
       c->mech = lsmtp_sasl_mech_from_name(optarg, strlen(optarg));
-      if (c->mech == LSMTP_SASL_NONE) return usage_error("unknown --auth mechanism \"%s\"", optarg);
+      if (c->mech == LSMTP_SASL_NONE) return cli_usage_error("unknown --auth mechanism \"%s\"", optarg);
       break;
     case OPT_PLAIN_AUTH: c->plain_auth = 1; break;
     case OPT_HELO:
       if (lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK)
-        return usage_error("bad --helo \"%s\" (a domain or [address literal])", optarg);
+        return cli_usage_error("bad --helo \"%s\" (a domain or [address literal])", optarg);
       c->helo = optarg;
       break;
     case OPT_TIMEOUT: {
       uint64_t v;
       if (cli_parse_u64(optarg, 86400, &v) != 0 || v == 0)
-        return usage_error("bad --timeout \"%s\" (1..86400 seconds)", optarg);
+        return cli_usage_error("bad --timeout \"%s\" (1..86400 seconds)", optarg);
       c->timeout_ms = (uint32_t)(v * 1000u);
       break;
     }
     case OPT_DSN_NOTIFY:
       if (parse_notify(optarg, &c->notify) != 0)
-        return usage_error("bad --dsn-notify \"%s\" (NEVER or SUCCESS,FAILURE,DELAY)", optarg);
+        return cli_usage_error("bad --dsn-notify \"%s\" (NEVER or SUCCESS,FAILURE,DELAY)", optarg);
       break;
     case OPT_DSN_RET:
       if (strcasecmp(optarg, "FULL") == 0) c->ret = LSMTP_RET_FULL;
       else if (strcasecmp(optarg, "HDRS") == 0) c->ret = LSMTP_RET_HDRS;
-      else return usage_error("bad --dsn-ret \"%s\" (FULL or HDRS)", optarg);
+      else return cli_usage_error("bad --dsn-ret \"%s\" (FULL or HDRS)", optarg);
       break;
     case OPT_ENVID: c->envid = optarg; break;
     case OPT_REQUIRETLS: c->requiretls = 1; break;
@@ -330,7 +323,7 @@ static int parse_args(int argc, char **argv, config *c) {
     case OPT_CA_FILE: c->ca_file = optarg; break;
     case OPT_TLS_NAME:
       if (lsmtp_domain_check(optarg, strlen(optarg), 0, NULL) != LSMTP_OK || optarg[0] == '[')
-        return usage_error("bad --tls-name \"%s\" (a host name)", optarg);
+        return cli_usage_error("bad --tls-name \"%s\" (a host name)", optarg);
       c->tls_name = optarg;
       break;
     case OPT_INSECURE: c->insecure = 1; break;
@@ -338,20 +331,20 @@ static int parse_args(int argc, char **argv, config *c) {
     case 'h':
       fputs(usage_text, stdout);
       exit(0);
-    default: return usage_error("bad option%s", NULL);
+    default: return cli_usage_error("bad option%s", NULL);
     }
   }
   if (optind < argc) c->input = argv[optind++];
-  if (optind < argc) return usage_error("unexpected argument \"%s\"", argv[optind]);
-  if (!c->host[0]) return usage_error("--server is required%s", NULL);
-  if (!c->from_set) return usage_error("--from is required%s", NULL);
-  if (!c->take_headers && c->rcpts.n == 0) return usage_error("no recipient: give --to or -t%s", NULL);
+  if (optind < argc) return cli_usage_error("unexpected argument \"%s\"", argv[optind]);
+  if (!c->host[0]) return cli_usage_error("--server is required%s", NULL);
+  if (!c->from_set) return cli_usage_error("--from is required%s", NULL);
+  if (!c->take_headers && c->rcpts.n == 0) return cli_usage_error("no recipient: give --to or -t%s", NULL);
   int secrets = !!c->password_file + !!c->password_env + !!c->oauth_file;
   if (secrets > 1)
-    return usage_error("give one of --password-file, --password-env, --oauth2-token-file%s", NULL);
+    return cli_usage_error("give one of --password-file, --password-env, --oauth2-token-file%s", NULL);
   if (c->user && secrets == 0)
-    return usage_error("--user needs --password-file, --password-env or --oauth2-token-file%s", NULL);
-  if (!c->user && secrets) return usage_error("a password or token needs --user%s", NULL);
+    return cli_usage_error("--user needs --password-file, --password-env or --oauth2-token-file%s", NULL);
+  if (!c->user && secrets) return cli_usage_error("a password or token needs --user%s", NULL);
   return choose_tls(c);
 }
 
@@ -493,14 +486,14 @@ static int run(config *c) {
   char from_buf[LSMTP_MAX_PATH + 1];
   const char *from = strip_angle(c->from, from_buf, sizeof from_buf);
   if (*from && check_mailbox(from, 1) != 0) {
-    rc = usage_error("bad --from \"%s\"", c->from);
+    rc = cli_usage_error("bad --from \"%s\"", c->from);
     goto out;
   }
   const char *at = strrchr(from, '@');
   rc = message_prepare(&msg, at && at[1] ? at + 1 : helo, c->take_headers ? &c->rcpts : NULL);
   if (rc != 0) goto out;
   if (c->rcpts.n == 0) {
-    rc = usage_error("no recipient found (To:, Cc: and Bcc: are empty)%s", NULL);
+    rc = cli_usage_error("no recipient found (To:, Cc: and Bcc: are empty)%s", NULL);
     goto out;
   }
   for (size_t i = 0; i < c->rcpts.n; i++)
