@@ -21,6 +21,7 @@
 
 #include "internal.h"
 #include "support_failalloc.h"
+#include "support_fs.h"
 
 #define T_SAT 1795905918
 
@@ -43,31 +44,10 @@ static int setup(void **state) {
   return 0;
 }
 
-static void remove_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[1024];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-      }
-      closedir(d);
-    }
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
 static int teardown(void **state) {
   fixture *f = *state;
   lsmtp_maildir_ctx_del(f->ctx);
-  remove_tree(f->root);
+  fs_remove_tree(f->root);
   free(f);
   return 0;
 }

@@ -20,6 +20,7 @@
 #include <lsmtp/spool.h>
 
 #include "support_failalloc.h"
+#include "support_fs.h"
 #include "internal.h"
 
 #define T_ARRIVAL 1795905918123ull
@@ -47,30 +48,9 @@ static int setup(void **state) {
   return 0;
 }
 
-static void remove_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[1024];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-      }
-      closedir(d);
-    }
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
 static int teardown(void **state) {
   fixture *f = *state;
-  remove_tree(f->root);
+  fs_remove_tree(f->root);
   free(f);
   return 0;
 }
